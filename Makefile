@@ -1,0 +1,40 @@
+# make run    the embedded default pipeline, end to end (creates .venv on first use)
+# make test   the test suite (what .ci/run calls)
+# make bench  benchmarks; results go to results/bench/
+# make lint   ruff + snakemake --lint
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test bench lint install clean
+
+install: $(STAMP)
+
+# Re-installs when pyproject.toml changes. Everything comes from pinned
+# versions in pyproject.toml; see README "Install" for time and size.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; expsearch needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	@echo "==> installing into $(VENV) (first time: ~5 min, ~6.6 GB with torch)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[dev]'
+	@touch $@
+
+run: $(STAMP)
+	snakemake --profile profiles/default
+
+test: $(STAMP)
+	pytest
+
+bench: $(STAMP)
+	python benchmarks/bench_space.py --out results/bench/space.json
+
+lint: $(STAMP)
+	ruff check .
+	ruff format --check .
+	snakemake --lint
+
+clean:
+	rm -rf results .snakemake

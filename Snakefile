@@ -1,0 +1,28 @@
+# The pipeline: params.yaml -> (data -> features -> campaigns -> dataset ->
+# analyses -> paper). Stages land one rule file at a time under workflow/rules/.
+#
+#   snakemake --profile profiles/default     # local (what `make run` does)
+#   snakemake --profile profiles/slurm       # on a SLURM cluster
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+# Structure first with Snakemake's own validator, then the library's checks
+# (same schema, plus the space's cross-field rules) for messages that name
+# the key path.
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/space.smk"
+
+
+rule all:
+    input:
+        rules.space_summary.output,
+    default_target: True

@@ -1,0 +1,1 @@
+"""expsearch: LLM-guided combinatorial experiment search."""

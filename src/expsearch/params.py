@@ -1,0 +1,97 @@
+"""Load params.yaml and check it against the project's JSON schema.
+
+    params = load_params("params.yaml")     # dict, or ParamsError naming every bad key
+    check_params(config_dict)               # the same checks on an already-loaded dict
+
+The schema (workflow/schemas/params.schema.yaml, shipped in the package as
+expsearch/schemas/) checks structure; `Space.from_params` then checks what a
+schema cannot (bounds, conditions). Every problem is reported with its key
+path, e.g. `space.dimensions.lr.high`, and what is allowed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .space import Space, SpaceError
+from .yamlio import YamlError, load_yaml, load_yaml_file
+
+
+class ParamsError(ValueError):
+    """params.yaml is wrong. `problems` holds (key path, reason) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {len(problems)} problem(s):"]
+        lines += [f"  {path}: {reason}" for path, reason in problems]
+        super().__init__("\n".join(lines))
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("expsearch").joinpath("schemas/params.schema.yaml").read_text()
+    return load_yaml(text, name="params.schema.yaml")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    try:
+        params = load_yaml_file(path)
+    except YamlError as exc:
+        raise ParamsError(str(path), [("<file>", str(exc))]) from None
+    return check_params(params, source=str(path))
+
+
+def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:
+    """Return `params` unchanged if valid, else raise ParamsError."""
+    validator_cls = jsonschema.validators.validator_for(schema())
+    validator = validator_cls(schema())
+    problems = sorted(
+        {problem for error in validator.iter_errors(params) for problem in _explain(error)}
+    )
+    if problems:
+        raise ParamsError(source, problems)
+    try:
+        Space.from_params(params)
+    except SpaceError as exc:
+        raise ParamsError(source, [(exc.key, str(exc).split(": ", 1)[1])]) from None
+    return params
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _explain(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
+    """Turn one schema error into (key path, reason) pairs a person can act on."""
+    path = list(error.absolute_path)
+    kind, schema_part, instance = error.validator, error.schema, error.instance
+    if kind == "additionalProperties" and isinstance(instance, Mapping):
+        allowed = sorted(schema_part.get("properties", {}))
+        known = set(allowed)
+        hint = (
+            f"allowed keys: {', '.join(allowed)}" if allowed else "this section takes no keys yet"
+        )
+        return [
+            (_path([*path, key]), f"unknown key; {hint}") for key in instance if key not in known
+        ]
+    if kind == "required":
+        missing = [key for key in error.validator_value if key not in instance]
+        return [(_path([*path, key]), "missing required key") for key in missing]
+    if kind == "enum":
+        return [(_path(path), f"{instance!r} is not allowed; allowed: {error.validator_value}")]
+    if kind == "type":
+        expected = error.validator_value
+        return [(_path(path), f"expected {expected}, got {type(instance).__name__} ({instance!r})")]
+    if kind == "propertyNames":
+        return [(_path([*path, instance]), f"bad name; {error.message}")]
+    return [(_path(path), error.message)]
