@@ -12,13 +12,15 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-# Structure first with Snakemake's own validator, then the library's checks
-# (same schema, plus the space's cross-field rules) for messages that name
-# the key path.
+# common.smk checks params with the library first (the schema plus the
+# space's cross-field rules, with messages that name each bad key path);
+# Snakemake's own validator then checks the same schema.
+include: "workflow/rules/common.smk"
+
+
 validate(config, "workflow/schemas/params.schema.yaml")
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/space.smk"
 
 

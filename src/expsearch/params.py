@@ -92,6 +92,6 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     if kind == "type":
         expected = error.validator_value
         return [(_path(path), f"expected {expected}, got {type(instance).__name__} ({instance!r})")]
-    if kind == "propertyNames":
-        return [(_path([*path, instance]), f"bad name; {error.message}")]
+    if "propertyNames" in error.schema_path:
+        return [(_path([*path, instance]), f"bad name; it must match {error.validator_value}")]
     return [(_path(path), error.message)]

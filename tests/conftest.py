@@ -1,0 +1,54 @@
+"""Shared fixtures: the repository root, the default params and its space."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from expsearch.params import load_params
+from expsearch.space import Space
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def default_params() -> dict:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture
+def params(default_params) -> dict:
+    """A private deep copy that a test may edit."""
+    return copy.deepcopy(default_params)
+
+
+@pytest.fixture(scope="session")
+def space(default_params) -> Space:
+    return Space.from_params(default_params)
+
+
+@pytest.fixture
+def focal_config() -> dict:
+    """A valid config of the default space (the paper's Table 1 winner, roughly)."""
+    return {
+        "backbone": "vjepa2",
+        "encoder": "zipformer",
+        "pooling": "attention",
+        "width": 256,
+        "depth": 2,
+        "dropout": 0.4,
+        "loss": "focal",
+        "focal_gamma": 3.0,
+        "focal_alpha": 0.25,
+        "learning_rate": 2.0e-4,
+        "weight_decay": 0.01,
+        "batch_size": 64,
+        "scheduler": "cosine",
+        "seq_len": 20,
+        "epochs": 15,
+        "oversample_ratio": 1.0,
+        "mixup_alpha": 0.0,
+        "feature_noise": 0.0,
+    }

@@ -1,0 +1,133 @@
+"""params.yaml: schema checks with messages that name the key path, and the
+rule that every value carries a one-line comment."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from expsearch.params import ParamsError, check_params, load_params
+from expsearch.yamlio import dump_yaml
+
+from .conftest import ROOT
+
+
+def test_default_params_are_valid(default_params):
+    assert set(default_params) == {
+        "data",
+        "features",
+        "space",
+        "agents",
+        "campaign",
+        "analysis",
+        "paper",
+    }
+
+
+def _problems(params) -> dict[str, str]:
+    with pytest.raises(ParamsError) as info:
+        check_params(params)
+    return dict(info.value.problems)
+
+
+def test_unknown_top_level_key(params):
+    params["campain"] = {}
+    problems = _problems(params)
+    assert "campain" in problems
+    assert "unknown key" in problems["campain"] and "campaign" in problems["campain"]
+
+
+def test_unknown_key_in_a_reserved_section(params):
+    params["campaign"] = {"rounds": 3}
+    assert _problems(params) == {"campaign.rounds": "unknown key; this section takes no keys yet"}
+
+
+def test_missing_section(params):
+    del params["analysis"]
+    assert _problems(params) == {"analysis": "missing required key"}
+
+
+def test_wrong_type_names_the_key_path(params):
+    params["space"]["dimensions"]["learning_rate"]["low"] = "tiny"
+    problems = _problems(params)
+    assert "space.dimensions.learning_rate.low" in problems
+    assert "expected number" in problems["space.dimensions.learning_rate.low"]
+
+
+def test_wrong_value_lists_what_is_allowed(params):
+    params["space"]["dimensions"]["epochs"]["group"] = "schedule"
+    problems = _problems(params)
+    assert "'schedule' is not allowed" in problems["space.dimensions.epochs.group"]
+    assert "arch" in problems["space.dimensions.epochs.group"]
+
+
+def test_unknown_field_of_a_dimension(params):
+    params["space"]["dimensions"]["epochs"]["default"] = 10
+    problems = _problems(params)
+    assert "unknown key" in problems["space.dimensions.epochs.default"]
+    assert "values" in problems["space.dimensions.epochs.default"]
+
+
+def test_bad_dimension_name(params):
+    params["space"]["dimensions"]["Bad-Name"] = {
+        "group": "arch",
+        "type": "float",
+        "low": 0,
+        "high": 1,
+    }
+    assert "space.dimensions.Bad-Name" in _problems(params)
+
+
+def test_every_problem_is_reported(params):
+    params["extra"] = 1
+    params["space"]["dimensions"]["seq_len"]["values"] = "20"
+    problems = _problems(params)
+    assert {"extra", "space.dimensions.seq_len.values"} <= set(problems)
+
+
+def test_cross_field_rule_from_the_space(params):
+    params["space"]["dimensions"]["mixup_alpha"]["high"] = -1.0
+    problems = _problems(params)
+    assert "greater than low" in problems["space.dimensions.mixup_alpha.high"]
+
+
+def test_not_a_mapping():
+    assert "expected object" in _problems(None)["<top level>"]
+
+
+def test_load_params_names_the_file(tmp_path, params):
+    bad = tmp_path / "params.yaml"
+    params["data"] = {"source": "nexar"}
+    bad.write_text(dump_yaml(params))
+    with pytest.raises(ParamsError) as info:
+        load_params(bad)
+    assert str(bad) in str(info.value) and "data.source" in str(info.value)
+
+
+def test_malformed_yaml_is_reported_with_its_line(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data: {}\nspace: [unclosed\n")
+    with pytest.raises(ParamsError, match=r"params.yaml:3:1: malformed YAML"):
+        load_params(bad)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ParamsError, match="no such file"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_every_value_in_params_yaml_has_a_comment():
+    """Each line that sets a key carries a trailing `# ...` comment, or the
+    line above it is a comment (for multi-line values)."""
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    key_line = re.compile(r"^\s*[A-Za-z_][\w-]*\s*:")
+    missing = [
+        f"line {i + 1}: {line.strip()}"
+        for i, line in enumerate(lines)
+        if key_line.match(line)
+        and "#" not in line
+        and not (i > 0 and lines[i - 1].strip().startswith("#"))
+        and not line.rstrip().endswith(":")  # a section header: its children carry comments
+    ]
+    assert not missing, "params.yaml values without a comment:\n" + "\n".join(missing)

@@ -1,0 +1,162 @@
+"""The Snakemake workflow, the profiles, the conda env and DVC, run for real
+on a copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from expsearch.yamlio import dump_yaml, load_yaml_file
+
+from .conftest import ROOT
+
+BIN = Path(sys.executable).parent
+COPIED = [
+    "Snakefile",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvc",
+    ".dvcignore",
+    "workflow",
+    "profiles",
+    "src",
+]
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A copy of the workflow's files, so runs never touch the real results/."""
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    for name in COPIED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tmp"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "profiles/default", "--cores", "1", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_pipeline_writes_the_space_summary(repo):
+    first = snakemake(repo)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads((repo / "results/space/summary.json").read_text())
+    assert summary["discrete_cells"] == 108_000
+    assert "**108,000**" in (repo / "results/space/summary.md").read_text()
+    assert len(load_yaml_file(repo / "results/space/sample.yaml")) == 8
+    again = snakemake(repo)
+    assert again.returncode == 0 and "Nothing to be done" in again.stderr
+
+
+def test_an_edited_space_reruns_with_the_new_count(repo):
+    assert snakemake(repo).returncode == 0
+    params = load_yaml_file(repo / "params.yaml")
+    params["space"]["dimensions"]["backbone"]["values"] = ["vjepa2"]
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    rerun = snakemake(repo)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((repo / "results/space/summary.json").read_text())["discrete_cells"] == 18_000
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda p: p["campaign"].update(rounds=3), "campaign.rounds: unknown key"),
+        (
+            lambda p: p["space"]["dimensions"]["epochs"].update(group="schedule"),
+            "space.dimensions.epochs.group: 'schedule' is not allowed",
+        ),
+        (
+            lambda p: p["space"]["dimensions"]["dropout"].update(low=0.9),
+            "space.dimensions.dropout.high",
+        ),
+    ],
+)
+def test_bad_params_stop_the_run_naming_the_key(repo, edit, expected):
+    params = load_yaml_file(repo / "params.yaml")
+    edit(params)
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    run = snakemake(repo, "--dry-run")
+    assert run.returncode != 0
+    assert expected in run.stdout + run.stderr
+    assert not (repo / "results").exists()
+
+
+def test_snakemakes_own_validator_accepts_the_schema(default_params, params):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(ROOT / "workflow/schemas/params.schema.yaml")
+    validate(dict(default_params), schema)
+    params["space"]["dimensions"]["epochs"]["type"] = "integer"
+    with pytest.raises(WorkflowError, match="integer"):
+        validate(params, schema)
+
+
+def test_profiles_do_not_fight():
+    """profiles/default is loaded as the workflow profile on every run and
+    overrides --profile per key, so it must not set what profiles/slurm sets."""
+    local = load_yaml_file(ROOT / "profiles/default/config.yaml")
+    slurm = load_yaml_file(ROOT / "profiles/slurm/config.yaml")
+    assert slurm["executor"] == "slurm"
+    assert not set(local) & set(slurm)
+
+
+def test_slurm_profile_dry_run_builds_the_dag(repo):
+    run = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--dry-run"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "space_summary" in run.stdout
+
+
+def test_conda_env_pins_match_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = load_yaml_file(ROOT / "workflow/envs/expsearch.yaml")
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == project["dependencies"]
+    assert all("==" in pin for pin in pip)
+
+
+def test_dvc_repro_writes_the_space_table(repo):
+    git = shutil.which("git")
+    assert git
+    subprocess.run([git, "init", "-q"], cwd=repo, check=True)
+    run = subprocess.run(
+        [str(BIN / "dvc"), "repro", "--no-commit"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(repo)},
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "**108,000**" in (repo / "paper/tables/space.md").read_text()
+
+
+def test_ci_script_runs_the_readme_test_command():
+    ci = (ROOT / ".ci/run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in ci
+    first_block = readme.split("```")[1]
+    assert first_block.split() == ["make", "run", "make", "test"]
