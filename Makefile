@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 run: $(STAMP)
-	snakemake --profile profiles/default
+	snakemake --workflow-profile profiles/default
 
 test: $(STAMP)
 	pytest

@@ -1,7 +1,7 @@
 # The pipeline: params.yaml -> (data -> features -> campaigns -> dataset ->
 # analyses -> paper). Stages land one rule file at a time under workflow/rules/.
 #
-#   snakemake --profile profiles/default     # local (what `make run` does)
+#   snakemake                                # local: loads profiles/default (`make run`)
 #   snakemake --profile profiles/slurm       # on a SLURM cluster
 
 from snakemake.utils import min_version, validate

@@ -45,7 +45,7 @@ def repo(tmp_path) -> Path:
 
 def snakemake(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "snakemake"), "--profile", "profiles/default", "--cores", "1", *args],
+        [str(BIN / "snakemake"), "--workflow-profile", "profiles/default", "--cores", "1", *args],
         cwd=repo,
         capture_output=True,
         text=True,
