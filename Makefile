@@ -30,6 +30,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/bench_space.py --out results/bench/space.json
+	python benchmarks/bench_data.py --out results/bench/data.json
 
 lint: $(STAMP)
 	ruff check .

@@ -22,9 +22,12 @@ validate(config, "workflow/schemas/params.schema.yaml")
 
 
 include: "workflow/rules/space.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:
     input:
         rules.space_summary.output,
+        STORES,
     default_target: True

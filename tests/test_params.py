@@ -92,17 +92,42 @@ def test_cross_field_rule_from_the_space(params):
     assert "greater than low" in problems["space.dimensions.mixup_alpha.high"]
 
 
+def test_split_fractions_must_sum_to_one(params):
+    params["data"]["split"]["val"] = 0.2
+    assert "must be 1, got 1.1" in _problems(params)["data.split"]
+
+
+def test_every_backbone_of_the_space_needs_a_store(params):
+    params["features"]["backbones"] = ["vjepa2", "dinov2_b"]
+    problem = _problems(params)["space.dimensions.backbone.values"]
+    assert "has no feature store" in problem
+
+
+def test_a_fusion_is_a_backbone_value(params):
+    params["features"]["fusions"] = {"vjepa2_dinov2": ["vjepa2", "dinov2_b"]}
+    params["space"]["dimensions"]["backbone"]["values"].append("vjepa2_dinov2")
+    check_params(params)
+    params["features"]["fusions"] = {"vjepa2_eva": ["vjepa2", "eva02"]}
+    params["space"]["dimensions"]["backbone"]["values"][-1] = "vjepa2_eva"
+    assert "['eva02'] not in features.backbones" in _problems(params)["features.fusions.vjepa2_eva"]
+
+
+def test_the_window_must_serve_every_seq_len(params):
+    params["data"]["window_s"] = 4.0  # 20 steps at 5 fps, but seq_len reaches 30
+    assert "seq_len goes up to 30" in _problems(params)["data.window_s"]
+
+
 def test_not_a_mapping():
     assert "expected object" in _problems(None)["<top level>"]
 
 
 def test_load_params_names_the_file(tmp_path, params):
     bad = tmp_path / "params.yaml"
-    params["data"] = {"source": "nexar"}
+    params["data"]["source"] = "kaggle"
     bad.write_text(dump_yaml(params))
     with pytest.raises(ParamsError) as info:
         load_params(bad)
-    assert str(bad) in str(info.value) and "data.source" in str(info.value)
+    assert str(bad) in str(info.value) and "data.source: 'kaggle' is not allowed" in str(info.value)
 
 
 def test_malformed_yaml_is_reported_with_its_line(tmp_path):

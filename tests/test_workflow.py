@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from expsearch.data.splits import load_manifest
+from expsearch.features.store import open_store
 from expsearch.yamlio import dump_yaml, load_yaml_file
 
 from .conftest import ROOT
@@ -43,6 +45,17 @@ def repo(tmp_path) -> Path:
     return dest
 
 
+def small(repo: Path) -> None:
+    """Shrink the embedded default to seconds: 12 clips, two backbones and
+    their fusion (the space's backbone dimension follows, as a user would)."""
+    params = load_yaml_file(repo / "params.yaml")
+    params["data"]["synthetic"]["n"] = 12
+    params["features"]["backbones"] = ["vjepa2", "dinov2_b"]
+    params["features"]["fusions"] = {"vjepa2_dinov2": ["vjepa2", "dinov2_b"]}
+    params["space"]["dimensions"]["backbone"]["values"] = ["vjepa2", "dinov2_b", "vjepa2_dinov2"]
+    (repo / "params.yaml").write_text(dump_yaml(params))
+
+
 def snakemake(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "snakemake"), "--workflow-profile", "profiles/default", "--cores", "1", *args],
@@ -53,25 +66,49 @@ def snakemake(repo: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_pipeline_writes_the_space_summary(repo):
-    first = snakemake(repo)
+SUMMARY = "results/space/summary.json"
+
+
+def test_space_summary(repo):
+    first = snakemake(repo, SUMMARY)
     assert first.returncode == 0, first.stderr
-    summary = json.loads((repo / "results/space/summary.json").read_text())
+    summary = json.loads((repo / SUMMARY).read_text())
     assert summary["discrete_cells"] == 108_000
     assert "**108,000**" in (repo / "results/space/summary.md").read_text()
     assert len(load_yaml_file(repo / "results/space/sample.yaml")) == 8
-    again = snakemake(repo)
+    again = snakemake(repo, SUMMARY)
     assert again.returncode == 0 and "Nothing to be done" in again.stderr
 
 
 def test_an_edited_space_reruns_with_the_new_count(repo):
-    assert snakemake(repo).returncode == 0
+    assert snakemake(repo, SUMMARY).returncode == 0
     params = load_yaml_file(repo / "params.yaml")
     params["space"]["dimensions"]["backbone"]["values"] = ["vjepa2"]
+    params["features"]["backbones"] = ["vjepa2"]
     (repo / "params.yaml").write_text(dump_yaml(params))
-    rerun = snakemake(repo)
+    rerun = snakemake(repo, SUMMARY)
     assert rerun.returncode == 0, rerun.stderr
-    assert json.loads((repo / "results/space/summary.json").read_text())["discrete_cells"] == 18_000
+    assert json.loads((repo / SUMMARY).read_text())["discrete_cells"] == 18_000
+
+
+def test_data_split_and_features_end_to_end(repo):
+    small(repo)
+    run = snakemake(repo)
+    assert run.returncode == 0, run.stderr
+    manifest = load_manifest(
+        repo / "results/split/manifest.json", repo / "results/data/synthetic/train.csv"
+    )
+    assert sum(len(ids) for ids in manifest.splits.values()) == 12
+    stores = {
+        name: open_store(repo / "results/features" / name)
+        for name in ("vjepa2", "dinov2_b", "vjepa2_dinov2")
+    }
+    assert all(
+        len(store.ids) == 12 and store.index["weights"] == "random" for store in stores.values()
+    )
+    assert stores["vjepa2_dinov2"].width == stores["vjepa2"].width + stores["dinov2_b"].width
+    again = snakemake(repo)
+    assert again.returncode == 0 and "Nothing to be done" in again.stderr
 
 
 @pytest.mark.parametrize(
@@ -119,6 +156,7 @@ def test_profiles_do_not_fight():
 
 
 def test_slurm_profile_dry_run_builds_the_dag(repo):
+    small(repo)
     run = subprocess.run(
         [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--dry-run"],
         cwd=repo,
@@ -127,7 +165,8 @@ def test_slurm_profile_dry_run_builds_the_dag(repo):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "space_summary" in run.stdout
+    for rule in ("space_summary", "synthesize", "split", "extract_features", "fuse_features"):
+        assert rule in run.stdout
 
 
 def test_conda_env_pins_match_pyproject():

@@ -6,6 +6,14 @@
     expsearch fingerprint CONFIG.yaml [--params FILE]
     expsearch sample --n N --seed S [--params FILE]  N configs as a YAML list
     expsearch check-params [--params FILE]           validate params.yaml only
+    expsearch data synth --out DIR --n N --seed S [--variant NAME] [--duration S]
+    expsearch data split [--params FILE] [--source ... --root ... --seed ...] --out DIR
+    expsearch features extract --backbone NAME --weights random|pretrained
+                               --clips CSV --manifest JSON --labels CSV --out DIR [...]
+    expsearch features fuse --name NAME --out DIR STORE_DIR STORE_DIR [...]
+    expsearch features info STORE_DIR
+
+Options not given on the command line come from params.yaml (`--params`).
 
 Exit status: 0 success, 2 bad input (params, config or YAML), with the reason
 on stderr.
@@ -17,6 +25,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .atomic import atomic_write_text
 from .params import load_params
@@ -73,6 +82,82 @@ def cmd_check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import generate
+
+    table = generate(
+        args.out, n=args.n, seed=args.seed, variant=args.variant, duration_s=args.duration
+    )
+    print(f"{args.out}: {len(table)} clips, {int(table['target'].sum())} positive")
+    return 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from .data.splits import SPLITS, split_source
+
+    data = load_params(args.params)["data"]
+    fractions = {name: data["split"][name] for name in SPLITS}
+    for name in SPLITS:
+        if getattr(args, name) is not None:
+            fractions[name] = getattr(args, name)
+    out = Path(args.out)
+    manifest = split_source(
+        args.source or data["source"],
+        args.root or data["root"],
+        args.videos or data["videos"],
+        args.labels or data["labels"],
+        fractions=fractions,
+        seed=data["split"]["seed"] if args.seed is None else args.seed,
+        clips_out=out / "clips.csv",
+        manifest_out=out / "manifest.json",
+    )
+    counts = ", ".join(f"{name} {len(ids)}" for name, ids in manifest.splits.items())
+    print(f"{out / 'manifest.json'}: {counts}")
+    return 0
+
+
+def cmd_features_extract(args: argparse.Namespace) -> int:
+    from .data.sources import read_clip_table
+    from .data.splits import load_manifest
+    from .features.extract import extract_store
+
+    params = load_params(args.params)
+    data, features = params["data"], params["features"]
+    manifest = load_manifest(args.manifest, labels_file=args.labels)
+    extract_store(
+        read_clip_table(args.clips),
+        args.backbone,
+        args.out,
+        weights=args.weights or features["weights"],
+        fps=args.fps or data["fps"],
+        window_s=args.window_s or data["window_s"],
+        batch_size=args.batch_size or features["batch_size"],
+        device=args.device or features["device"],
+        seed=features["seed"] if args.seed is None else args.seed,
+        labels_sha256=manifest.labels_sha256,
+    )
+    return 0
+
+
+def cmd_features_fuse(args: argparse.Namespace) -> int:
+    from .features.fusion import fuse_stores
+    from .features.store import open_store
+
+    index = fuse_stores([open_store(path) for path in args.stores], args.name, args.out)
+    print(f"{args.out}: {len(index['clip_ids'])} clips x {index['width']} features")
+    return 0
+
+
+def cmd_features_info(args: argparse.Namespace) -> int:
+    from .features.store import open_store
+
+    store = open_store(args.store)
+    info = {k: v for k, v in store.index.items() if k not in ("clip_ids", "valid_lengths")}
+    info["clips"] = len(store.ids)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expsearch", description="LLM-guided combinatorial experiment search."
@@ -100,6 +185,57 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, required=True, help="how many configs")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     add("check-params", cmd_check_params, "validate params.yaml against its schema")
+
+    data = sub.add_parser("data", help="synthetic clips and split manifests").add_subparsers(
+        dest="data_command", required=True
+    )
+    synth = data.add_parser("synth", help="generate synthetic dashcam clips (Nexar layout)")
+    synth.add_argument("--out", required=True, help="output folder (videos/ and train.csv)")
+    synth.add_argument("--n", type=int, required=True, help="number of clips")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--variant", default="default", help="camera variant: default | fleet")
+    synth.add_argument("--duration", type=float, default=8.0, help="seconds per clip")
+    synth.add_argument("--workers", type=int, default=1, help="parallel rendering processes")
+    synth.set_defaults(func=cmd_data_synth, params=None)
+    split = data.add_parser("split", help="stratified split by video id, with a hashed manifest")
+    split.add_argument("--params", default="params.yaml")
+    split.add_argument("--source", choices=["synthetic", "nexar", "folder"])
+    split.add_argument("--root", help="folder of the labels CSV and the videos")
+    split.add_argument("--videos", help="video folder inside root")
+    split.add_argument("--labels", help="labels CSV inside root")
+    split.add_argument("--seed", type=int)
+    for name in ("train", "val", "test"):
+        split.add_argument(f"--{name}", type=float, help=f"fraction of clips for {name}")
+    split.add_argument("--out", required=True, help="folder for clips.csv and manifest.json")
+    split.set_defaults(func=cmd_data_split)
+
+    features = sub.add_parser("features", help="backbone feature stores").add_subparsers(
+        dest="features_command", required=True
+    )
+    extract = features.add_parser("extract", help="extract one backbone's feature store")
+    extract.add_argument("--params", default="params.yaml")
+    extract.add_argument("--backbone", required=True)
+    extract.add_argument("--weights", choices=["random", "pretrained"])
+    extract.add_argument("--clips", required=True, help="clips.csv from `data split`")
+    extract.add_argument("--manifest", required=True, help="manifest.json from `data split`")
+    extract.add_argument(
+        "--labels", required=True, help="the labels CSV the manifest was made from"
+    )
+    extract.add_argument("--out", required=True, help="store folder")
+    extract.add_argument("--fps", type=float)
+    extract.add_argument("--window-s", type=float)
+    extract.add_argument("--batch-size", type=int)
+    extract.add_argument("--device", help="auto | cpu | cuda[:N]")
+    extract.add_argument("--seed", type=int)
+    extract.set_defaults(func=cmd_features_extract)
+    fuse = features.add_parser("fuse", help="concatenate stores per step")
+    fuse.add_argument("--name", required=True)
+    fuse.add_argument("--out", required=True)
+    fuse.add_argument("stores", nargs="+")
+    fuse.set_defaults(func=cmd_features_fuse)
+    info = features.add_parser("info", help="print a store's index (without the id lists)")
+    info.add_argument("store")
+    info.set_defaults(func=cmd_features_info)
     return parser
 
 

@@ -58,10 +58,60 @@ def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:
     if problems:
         raise ParamsError(source, problems)
     try:
-        Space.from_params(params)
+        space = Space.from_params(params)
     except SpaceError as exc:
         raise ParamsError(source, [(exc.key, str(exc).split(": ", 1)[1])]) from None
+    problems = _cross_checks(params, space)
+    if problems:
+        raise ParamsError(source, problems)
     return params
+
+
+def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, str]]:
+    """Rules that span sections: every backbone the space can propose has a
+    store, fusions name extracted backbones, the window serves every seq_len."""
+    problems = []
+    split = params["data"]["split"]
+    total = split["train"] + split["val"] + split["test"]
+    if abs(total - 1.0) > 1e-9:
+        problems.append(("data.split", f"train + val + test must be 1, got {total:g}"))
+    features = params["features"]
+    extracted = set(features["backbones"])
+    for name, parts in features["fusions"].items():
+        if name in extracted:
+            problems.append(
+                (f"features.fusions.{name}", "a fusion cannot be named like a backbone")
+            )
+        unknown = [part for part in parts if part not in extracted]
+        if unknown:
+            problems.append(
+                (
+                    f"features.fusions.{name}",
+                    f"{unknown} not in features.backbones {sorted(extracted)}",
+                )
+            )
+    stores = extracted | set(features["fusions"])
+    if "backbone" in space.dimensions:
+        for value in space.dimensions["backbone"].values:
+            if value not in stores:
+                problems.append(
+                    (
+                        "space.dimensions.backbone.values",
+                        f"{value!r} has no feature store; add it to features.backbones or "
+                        f"features.fusions (stores: {sorted(stores)})",
+                    )
+                )
+    steps = round(params["data"]["window_s"] * params["data"]["fps"])
+    if "seq_len" in space.dimensions:
+        longest = max(space.dimensions["seq_len"].values)
+        if longest > steps:
+            problems.append(
+                (
+                    "data.window_s",
+                    f"the window has {steps} steps (window_s x fps) but seq_len goes up to {longest}",
+                )
+            )
+    return problems
 
 
 def _path(parts: Iterable[Any]) -> str:

@@ -1,0 +1,1 @@
+"""Video sources, the synthetic dashcam generator, decoding and split manifests."""

@@ -1,0 +1,133 @@
+"""Clip tables from the data sources named by `data.source` in params.yaml.
+
+    clips = read_clips("nexar", root="data/nexar", videos="train", labels="train.csv")
+    # DataFrame: id, path, target, time_of_event, time_of_alert, pool
+
+- `synthetic` and `nexar` share the Nexar layout: a labels CSV with
+  `id, time_of_event, time_of_alert, target` and a folder of `<id>.mp4`.
+  For `nexar`, test clips (`test/`) with labels in `solution.csv`
+  (`id, target, ...`) are added as pool `competition` when both exist.
+- `folder`: any folder of videos plus a CSV of `id, target`; event and
+  alert times are optional.
+
+Where a clip's window ends is decided by `window_end` (documented there).
+A label row whose video file is missing keeps `path` empty; extraction
+records it as skipped with the reason instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["id", "path", "target", "time_of_event", "time_of_alert", "pool"]
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+SOURCES = ("synthetic", "nexar", "folder")
+
+
+class DataError(ValueError):
+    """Labels or videos that cannot be used; the message names the file."""
+
+
+def read_labels(path: str | Path, *, times: bool) -> pd.DataFrame:
+    """Read a labels CSV (ids kept as strings: Nexar ids have leading zeros).
+    With `times`, the Nexar columns time_of_event and time_of_alert must exist."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype={"id": str})
+    except FileNotFoundError:
+        raise DataError(f"{path}: labels file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot parse the labels CSV: {exc}") from None
+    required = ["id", "target"] + (["time_of_event", "time_of_alert"] if times else [])
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
+    if table["id"].isna().any():
+        raise DataError(f"{path}: {int(table['id'].isna().sum())} row(s) without an id")
+    if table["id"].duplicated().any():
+        raise DataError(
+            f"{path}: duplicate ids {table.loc[table['id'].duplicated(), 'id'].tolist()[:5]}"
+        )
+    bad = table.loc[~table["target"].isin([0, 1]), "id"].tolist()
+    if bad:
+        raise DataError(f"{path}: target must be 0 or 1; bad rows for ids {bad[:5]}")
+    for column in ("time_of_event", "time_of_alert"):
+        if column not in table.columns:
+            table[column] = np.nan
+        table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
+    table["id"] = table["id"].astype(str)
+    table["target"] = table["target"].astype(int)
+    return table[["id", "target", "time_of_event", "time_of_alert"]]
+
+
+def find_video(folder: Path, clip_id: str) -> str:
+    """The video of `clip_id` in `folder`, or "" if there is none. Numeric ids
+    also match their 5-digit zero-padded name (Nexar files are `00042.mp4`)."""
+    names = [clip_id] + ([f"{int(clip_id):05d}"] if clip_id.isdigit() else [])
+    for name in names:
+        for extension in VIDEO_EXTENSIONS:
+            candidate = folder / f"{name}{extension}"
+            if candidate.exists():
+                return str(candidate)
+    return ""
+
+
+def _attach_videos(table: pd.DataFrame, folder: Path, pool: str) -> pd.DataFrame:
+    table = table.copy()
+    table["path"] = [find_video(folder, clip) for clip in table["id"]]
+    table["pool"] = pool
+    return table[COLUMNS]
+
+
+def read_clips(source: str, root: str | Path, videos: str, labels: str) -> pd.DataFrame:
+    """All clips of a source, in label-file order."""
+    if source not in SOURCES:
+        raise DataError(f"unknown data source {source!r}; expected one of {list(SOURCES)}")
+    root = Path(root)
+    table = read_labels(root / labels, times=source != "folder")
+    clips = _attach_videos(table, root / videos, "train")
+    if source == "nexar":
+        test_dir, solution = root / "test", root / "solution.csv"
+        if test_dir.is_dir() and solution.exists():
+            held_out = _attach_videos(read_labels(solution, times=False), test_dir, "competition")
+            clips = pd.concat([clips, held_out], ignore_index=True)
+    return clips
+
+
+def window_end(time_of_alert: float, duration_s: float) -> float:
+    """Where a clip's feature window ends: at `time_of_alert` when the clip
+    has one (positives: the window stops before the event, as in the Nexar
+    challenge, whose test clips end before the event), otherwise at the end
+    of the video (negatives and held-out test clips)."""
+    if time_of_alert is not None and np.isfinite(time_of_alert):
+        return float(min(time_of_alert, duration_s))
+    return float(duration_s)
+
+
+def step_times(end_s: float, window_s: float, fps: float, frames_per_step: int) -> np.ndarray:
+    """Frame times (seconds) of a window of round(window_s * fps) steps ending
+    at `end_s`; a backbone that consumes k frames per step gets k frames per
+    step, at k * fps. Times before 0 are padding (see `valid_steps`)."""
+    steps = round(window_s * fps)
+    rate = fps * frames_per_step
+    n = steps * frames_per_step
+    return end_s - (n - 1 - np.arange(n)) / rate
+
+
+def valid_steps(times: np.ndarray, frames_per_step: int) -> int:
+    """Steps whose frames all lie inside the video (t >= 0); padding is at the start."""
+    first_frames = times.reshape(-1, frames_per_step)[:, 0]
+    return int((first_frames >= -1e-9).sum())
+
+
+def read_clip_table(path: str | Path) -> pd.DataFrame:
+    """Read back a clip table written by the split stage (results/split/clips.csv)."""
+    table = pd.read_csv(path, dtype={"id": str, "path": str, "pool": str})
+    missing = [column for column in COLUMNS if column not in table.columns]
+    if missing:
+        raise DataError(f"{path}: not a clip table (missing {missing})")
+    table["path"] = table["path"].fillna("")
+    return table[COLUMNS]

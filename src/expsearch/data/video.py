@@ -1,0 +1,224 @@
+"""Writing and decoding the MP4 videos of the pipeline (PyAV / FFmpeg).
+
+    write_video("videos/00042.mp4", frames, fps=10)        # uint8 (T, H, W, 3) RGB
+    info = probe_video("videos/00042.mp4")                  # VideoInfo(duration_s, fps, ...)
+    window = read_frames_at("videos/00042.mp4", [5.0, 5.2, 5.4])  # uint8 (3, H, W, 3)
+
+`write_video` encodes H.264 (yuv420p, moov atom first) into a temporary file
+beside the target and renames it into place, so a killed job never leaves half
+a video. Encoding is single-threaded so that the same frames give the same bytes.
+
+`read_frames_at` decodes the file once, front to back, and returns for every
+requested time the frame on screen at that time: the last frame whose
+presentation time is <= t. A file that cannot be opened, fails to decode, or
+ends before the duration its header declares raises `DecodeError` naming the
+file instead of returning frames that are silently wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Frame and request times are computed in floating point on both sides
+# (e.g. 8.0 - 29 / 5 against pts * time_base); they count as equal within this.
+_TIME_TOLERANCE_S = 1e-6
+
+
+class DecodeError(RuntimeError):
+    """A video that cannot be decoded; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration_s: float
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+
+
+def _rate(fps: float) -> Fraction:
+    if not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps must be a positive number, not {fps!r}")
+    # limit_denominator turns 29.97 into 2997/100 and 30000/1001 into itself.
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    *,
+    codec: str = "libx264",
+    crf: int = 23,
+    preset: str = "medium",
+) -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) as an MP4 at `fps`; H and W must be
+    even (yuv420p halves the chroma resolution). Replaces `path` atomically.
+    `crf` and `preset` are x264's quality and speed settings (other codecs:
+    `crf` maps to a constant quantiser, `preset` is ignored)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"frames must have shape (T, H, W, 3) with T >= 1, not {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8, not {frames.dtype}")
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f"frame height and width must be even for yuv420p, not {height}x{width}")
+    rate = _rate(fps)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.mp4")
+    os.close(fd)
+    try:
+        with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            # PyAV would otherwise stamp the current time into the header.
+            container.metadata["creation_time"] = "1970-01-01T00:00:00Z"
+            stream = container.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            # One thread: x264's output then depends on the frames alone, not on the machine.
+            stream.codec_context.thread_count = 1
+            stream.codec_context.thread_type = "NONE"
+            if codec in ("libx264", "libx265"):
+                stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+            else:
+                # Codecs without crf (mpeg4): constant quantiser, crf 23 ~ q 4.
+                stream.codec_context.qscale = True
+                stream.codec_context.global_quality = max(1, round(crf / 6)) * 118
+            for index, array in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                frame.pts = index
+                frame.time_base = 1 / rate
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise DecodeError(f"{path}: cannot open: file not found")
+    try:
+        container = av.open(str(path), "r")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"{path}: cannot open: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise DecodeError(f"{path}: cannot open: no video stream")
+    return container
+
+
+def _declared(stream: av.video.stream.VideoStream, container) -> tuple[float, float, int]:
+    """(fps, duration_s, n_frames) from the headers, with 0 for what is unknown."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    duration = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    n_frames = int(stream.frames or 0)
+    if not n_frames and fps and duration:
+        n_frames = round(duration * fps)
+    return fps, duration, n_frames
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Duration, frame rate, frame count and size from the file's headers."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps, duration, n_frames = _declared(stream, container)
+        width, height = stream.codec_context.width, stream.codec_context.height
+    finally:
+        container.close()
+    if not (fps > 0 and duration > 0 and width > 0 and height > 0):
+        raise DecodeError(
+            f"{path}: cannot open: headers lack fps/duration/size "
+            f"(fps={fps}, duration={duration}, size={width}x{height})"
+        )
+    return VideoInfo(duration, fps, n_frames, width, height)
+
+
+def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
+    """uint8 (len(times_s), H, W, 3) RGB: for each time t (non-decreasing), the
+    last frame shown at or before t; the first frame for t before it; the last
+    frame for t after it, but only when the whole file decoded (DecodeError
+    otherwise). Decoding stops as soon as every requested time is served."""
+    path = Path(path)
+    times = np.asarray(times_s, dtype=float).reshape(-1)
+    if not np.all(np.isfinite(times)):
+        raise ValueError(f"requested times must be finite: {times.tolist()}")
+    if np.any(np.diff(times) < 0):
+        raise ValueError(f"requested times must be non-decreasing: {times.tolist()}")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads: decoding dominates long real clips
+        fps, declared_s, declared_frames = _declared(stream, container)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        out: np.ndarray | None = None
+        served = 0
+        previous = None  # (av.VideoFrame, its RGB array or None until needed)
+        previous_time = -np.inf
+        n_decoded = 0
+
+        def rgb(entry):
+            if entry[1] is None:
+                entry[1] = entry[0].to_ndarray(format="rgb24", width=width, height=height)
+            return entry[1]
+
+        try:
+            for frame in container.decode(stream):
+                n_decoded += 1
+                if frame.time is not None:
+                    frame_time = float(frame.time)
+                else:  # no timestamp: assume a constant rate
+                    frame_time = (n_decoded - 1) / fps if fps else previous_time + 1e-3
+                current = [frame, None]
+                if out is None:
+                    out = np.empty((len(times), height, width, 3), dtype=np.uint8)
+                while served < len(times) and times[served] + _TIME_TOLERANCE_S < frame_time:
+                    # Times before the very first frame get the first frame.
+                    out[served] = rgb(previous if previous is not None else current)
+                    served += 1
+                previous, previous_time = current, frame_time
+                if served == len(times):
+                    return out
+        except av.error.FFmpegError as exc:
+            raise DecodeError(
+                f"{path}: decoding error after {n_decoded} frame(s) "
+                f"(at {max(previous_time, 0.0):.3f} s): {exc}"
+            ) from None
+        if previous is None:
+            raise DecodeError(f"{path}: decoding error: no frame could be decoded")
+        # The rest of the times lie after the last frame: valid only if nothing is missing.
+        frame_s = 1.0 / fps if fps else 0.0
+        decoded_s = previous_time + frame_s
+        if declared_s and decoded_s < declared_s - max(1.5 * frame_s, 0.05):
+            raise DecodeError(
+                f"{path}: truncated or corrupt: decoded only up to {decoded_s:.3f} s "
+                f"of a declared {declared_s:.3f} s ({n_decoded} of {declared_frames} frames)"
+            )
+        if declared_frames and n_decoded < declared_frames:
+            raise DecodeError(
+                f"{path}: truncated or corrupt: decoded {n_decoded} of {declared_frames} frames "
+                f"(up to {decoded_s:.3f} s of a declared {declared_s:.3f} s)"
+            )
+        assert out is not None
+        out[served:] = rgb(previous)
+        return out
+    finally:
+        container.close()

@@ -1,0 +1,1 @@
+"""Backbone registry, per-step feature extraction, feature stores and fusion."""

@@ -1,0 +1,117 @@
+"""Feature extraction end to end on real generated MP4s: shapes, padding,
+skipped videos with reasons, resume after an interruption, fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from expsearch.data.splits import split_source
+from expsearch.data.synthetic import generate
+from expsearch.features import extract as extract_module
+from expsearch.features.extract import extract_store
+from expsearch.features.fusion import fuse_stores
+from expsearch.features.store import open_store
+
+FRACTIONS = {"train": 0.5, "val": 0.25, "test": 0.25}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, n=8, seed=3, progress=False)
+    out = root / "split"
+    split_source(
+        "synthetic", root, "videos", "train.csv", FRACTIONS, 0, out / "clips.csv", out / "m.json"
+    )
+    clips = pd.read_csv(out / "clips.csv", dtype={"id": str})
+    clips["path"] = clips["path"].fillna("")
+    return root, clips
+
+
+def _extract(clips, out, backbone="dinov2_b", **kw):
+    return extract_store(clips, backbone, out, weights="random", batch_size=3, progress=False, **kw)
+
+
+@pytest.mark.parametrize("backbone", ["dinov2_b", "vjepa2"])
+def test_store_shape_and_index(dataset, tmp_path, backbone):
+    _, clips = dataset
+    _extract(clips, tmp_path / backbone, backbone=backbone)
+    store = open_store(tmp_path / backbone)
+    assert store.features.shape[:2] == (len(clips), 30)  # 6 s x 5 fps, also for 2-frame tubelets
+    assert store.ids == list(clips["id"])
+    assert store.index["weights"] == "random" and store.index["backbone"] == backbone
+    assert np.isfinite(store.features).all()
+    positives = clips["target"] == 1
+    # positive windows end at the alert (>= 6 s): no padding; negatives end at 8 s
+    assert (store.valid_lengths >= 29).all() and positives.any()
+
+
+def test_padding_is_zero_and_counted(dataset, tmp_path):
+    _, clips = dataset
+    short = clips.copy()
+    short["time_of_alert"] = 2.0  # a window that starts 4 s before the video
+    _extract(short, tmp_path / "s")
+    store = open_store(tmp_path / "s")
+    assert (store.valid_lengths == 11).all()
+    assert np.all(store.features[:, :19] == 0) and np.any(store.features[:, 19:] != 0)
+
+
+def test_bad_videos_are_skipped_with_their_reason(dataset, tmp_path):
+    root, clips = dataset
+    broken = clips.copy()
+    source = root / "videos" / f"{broken.loc[0, 'id']}.mp4"
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    broken.loc[0, "path"] = str(truncated)
+    broken.loc[1, "path"] = ""
+    _extract(broken, tmp_path / "s")
+    store = open_store(tmp_path / "s")
+    assert store.ids == list(broken["id"][2:])
+    reasons = {row["id"]: row["reason"] for row in store.index["skipped"]}
+    assert set(reasons) == set(broken["id"][:2])
+    assert "truncated.mp4" in reasons[broken.loc[0, "id"]]
+    assert "not found" in reasons[broken.loc[1, "id"]]
+    report = pd.read_csv(tmp_path / "s" / "skipped.csv", dtype={"id": str})
+    assert list(report["id"]) == list(broken["id"][:2])
+
+
+def test_resume_after_an_interruption_encodes_only_the_rest(dataset, tmp_path, monkeypatch):
+    _, clips = dataset
+    reference = tmp_path / "ref"
+    _extract(clips, reference)
+
+    encoded: list[int] = []
+    real_encode = extract_module._encode
+
+    def counting(model, frames, valid):
+        if len(encoded) == 1:
+            raise KeyboardInterrupt  # killed during the second batch
+        encoded.append(len(frames))
+        return real_encode(model, frames, valid)
+
+    monkeypatch.setattr(extract_module, "_encode", counting)
+    with pytest.raises(KeyboardInterrupt):
+        _extract(clips, tmp_path / "s")
+    assert not (tmp_path / "s" / "index.json").exists()
+    assert encoded == [3]
+
+    encoded.clear()
+    monkeypatch.setattr(
+        extract_module, "_encode", lambda *a: (encoded.append(len(a[1])), real_encode(*a))[1]
+    )
+    _extract(clips, tmp_path / "s")
+    assert sum(encoded) == len(clips) - 3  # the first batch was not recomputed
+    assert np.array_equal(open_store(tmp_path / "s").features, open_store(reference).features)
+    assert not (tmp_path / "s" / ".partial").exists()
+
+
+def test_fusion_of_extracted_stores(dataset, tmp_path):
+    _, clips = dataset
+    _extract(clips, tmp_path / "a", backbone="dinov2_b")
+    _extract(clips, tmp_path / "b", backbone="siglip2")
+    a, b = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    fuse_stores([a, b], "fused", tmp_path / "f")
+    fused = open_store(tmp_path / "f")
+    assert fused.width == a.width + b.width and fused.ids == a.ids
