@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu
 
-from expsearch.data import synthetic
 from expsearch.data.sources import read_clips, step_times, window_end
 from expsearch.data.synthetic import (
     SCENARIOS,
@@ -22,6 +21,7 @@ from expsearch.data.synthetic import (
     plan_scenarios,
     render_clip,
 )
+from expsearch.data.synthetic import dataset as synthetic  # holds write_video, patched below
 from expsearch.data.video import probe_video, read_frames_at
 
 SEED = 0
