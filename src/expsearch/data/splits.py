@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_text
+from ..hashing import sha256_file
 from .sources import read_clips
 
 SPLITS = ("train", "val", "test")
@@ -36,14 +37,6 @@ MANIFEST_VERSION = 1
 
 class SplitError(ValueError):
     """A manifest that does not match its labels, itself, or the rules."""
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

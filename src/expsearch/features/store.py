@@ -16,7 +16,6 @@ SHA-256 of the array. Opening checks that index and array agree.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_open, atomic_write_text
+from ..hashing import sha256_file
 
 FORMAT = 1
 FEATURES, INDEX = "features.npy", "index.json"
@@ -33,14 +33,6 @@ FEATURES, INDEX = "features.npy", "index.json"
 
 class StoreError(ValueError):
     """A feature store that cannot be used; the message names the file."""
-
-
-def sha256_array_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_store(directory: str | Path, features: np.ndarray, index: Mapping[str, Any]) -> Path:
@@ -61,7 +53,7 @@ def write_store(directory: str | Path, features: np.ndarray, index: Mapping[str,
         "format": FORMAT,
         "shape": list(features.shape),
         "dtype": str(features.dtype),
-        "features_sha256": sha256_array_file(directory / FEATURES),
+        "features_sha256": sha256_file(directory / FEATURES),
     }
     atomic_write_text(directory / INDEX, json.dumps(full, indent=1) + "\n")
     return directory
@@ -134,7 +126,7 @@ def open_store(directory: str | Path, *, verify: bool = True) -> FeatureStore:
             problems.append(f"{len(index.get(key, []))} {key} for {n} rows")
     if not problems and any(v < 0 or v > features.shape[1] for v in index["valid_lengths"]):
         problems.append("a valid length lies outside [0, steps]")
-    if not problems and verify and sha256_array_file(array_path) != index.get("features_sha256"):
+    if not problems and verify and sha256_file(array_path) != index.get("features_sha256"):
         problems.append("the array's SHA-256 differs from the index (modified or partly written)")
     if problems:
         raise StoreError(f"{array_path}: index and array disagree: " + "; ".join(problems))
