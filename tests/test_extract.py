@@ -3,6 +3,8 @@ skipped videos with reasons, resume after an interruption, fusion."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,27 @@ def test_fusion_of_extracted_stores(dataset, tmp_path):
     fuse_stores([a, b], "fused", tmp_path / "f")
     fused = open_store(tmp_path / "f")
     assert fused.width == a.width + b.width and fused.ids == a.ids
+
+
+def test_decoding_runs_only_a_bounded_number_of_clips_ahead(dataset, tmp_path, monkeypatch):
+    """Full-HD windows are ~170 MB each: the decoder may not race ahead of a
+    slow encoder (here 0.2 s per batch) and pile clips up in memory."""
+    _, clips = dataset
+    decoded, encoded, waiting = [], [0], []
+    real_load, real_encode = extract_module.load_window, extract_module._encode
+
+    def load(row, *args):
+        decoded.append(row.id)
+        return real_load(row, *args)
+
+    def slow_encode(model, frames, valid):
+        time.sleep(0.2)
+        waiting.append(len(decoded) - encoded[0])  # decoded, not yet encoded (this batch too)
+        encoded[0] += len(frames)
+        return real_encode(model, frames, valid)
+
+    monkeypatch.setattr(extract_module, "load_window", load)
+    monkeypatch.setattr(extract_module, "_encode", slow_encode)
+    extract_store(clips, "dinov2_b", tmp_path / "s", batch_size=1, decode_workers=1, progress=False)
+    # batch (1) + look-ahead (batch + workers = 2) + the clip being decoded (1)
+    assert max(waiting) <= 4 and len(decoded) == len(clips)

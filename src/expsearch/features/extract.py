@@ -15,6 +15,7 @@ dropped, and never fatal for the rest.
 from __future__ import annotations
 
 import shutil
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -57,9 +58,12 @@ def load_window(
     return frames, valid_steps(times, frames_per_step)
 
 
-def _decoded(rows: list[Any], window_s: float, fps: float, k: int, workers: int) -> Iterator:
-    """(row, frames, valid, error) in order, decoding ahead in threads (PyAV
-    releases the GIL) so that decoding overlaps with encoding."""
+def _decoded(
+    rows: list[Any], window_s: float, fps: float, k: int, workers: int, ahead: int
+) -> Iterator:
+    """(row, frames, valid, error) in order, decoding up to `ahead` clips in
+    advance in threads (PyAV releases the GIL), so decoding overlaps with
+    encoding while memory stays bounded (full-HD windows are ~170 MB a clip)."""
 
     def work(row):
         try:
@@ -68,7 +72,13 @@ def _decoded(rows: list[Any], window_s: float, fps: float, k: int, workers: int)
             return row, None, 0, str(exc)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(work, rows)
+        pending: deque = deque()
+        for row in rows:
+            pending.append(pool.submit(work, row))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _encode(backbone, frames: list[np.ndarray], valid: list[int]) -> np.ndarray:
@@ -160,7 +170,8 @@ def extract_store(
         number += 1
         batch_ids, batch_frames, batch_valid, batch_skipped = [], [], [], {}
 
-    for row, frames, n_valid, error in _decoded(rows, window_s, fps, k, decode_workers):
+    decoded = _decoded(rows, window_s, fps, k, decode_workers, ahead=batch_size + decode_workers)
+    for row, frames, n_valid, error in decoded:
         if error is not None:
             batch_skipped[row.id] = error
         else:
