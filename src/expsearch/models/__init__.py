@@ -1,0 +1,1 @@
+"""Temporal encoders, pooling and the binary clip classifier."""

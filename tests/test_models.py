@@ -1,0 +1,139 @@
+"""One contract suite for every temporal encoder x pooling of the space:
+shapes, padding invariance, gradients, determinism, batch of one, sequence
+lengths 10-30, and overfitting a tiny set to train AP 1.0."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from expsearch.models.classifier import ENCODERS, ClipClassifier, left_to_right
+from expsearch.models.pooling import POOLINGS, Pooling
+
+from .conftest import ROOT
+
+COMBOS = list(itertools.product(ENCODERS, POOLINGS))
+INPUT_DIM = 24
+
+
+def build(encoder, pooling, width=64, depth=1, dropout=0.0, seed=0):
+    torch.manual_seed(seed)
+    return ClipClassifier(INPUT_DIM, encoder, pooling, width, depth, dropout)
+
+
+def stored(clips: list[torch.Tensor], steps: int, fill: float = 0.0):
+    """Clips as a feature store holds them: left-padded to `steps`."""
+    out = torch.full((len(clips), steps, INPUT_DIM), fill)
+    for row, clip in enumerate(clips):
+        out[row, steps - len(clip) :] = clip
+    return out, torch.tensor([len(clip) for clip in clips])
+
+
+def test_the_suite_covers_the_space():
+    from expsearch.params import load_params
+
+    dims = load_params(ROOT / "params.yaml")["space"]["dimensions"]
+    assert set(dims["encoder"]["values"]) == set(ENCODERS)
+    assert set(dims["pooling"]["values"]) == set(POOLINGS)
+
+
+def test_left_to_right_moves_valid_steps_to_the_front():
+    x, lengths = stored([torch.ones(2, INPUT_DIM), 2 * torch.ones(4, INPUT_DIM)], steps=5)
+    moved, mask = left_to_right(x, lengths)
+    assert mask.tolist() == [[True, True, False, False, False], [True] * 4 + [False]]
+    assert moved[0, :2].eq(1).all() and moved[0, 2:].eq(0).all() and moved[1, :4].eq(2).all()
+    with pytest.raises(ValueError, match="lengths"):
+        left_to_right(x, torch.tensor([0, 3]))
+
+
+@pytest.mark.parametrize("kind", POOLINGS)
+def test_pooling_ignores_padding(kind):
+    torch.manual_seed(0)
+    pool = Pooling(kind, 8)
+    h = torch.randn(2, 6, 8)
+    mask = torch.tensor([[True] * 3 + [False] * 3, [True] * 6])
+    garbage = h.clone()
+    garbage[0, 3:] = 1e3
+    assert torch.allclose(pool(h, mask), pool(garbage, mask))
+    assert torch.allclose(pool(h, mask)[0], pool(h[:1, :3], mask[:1, :3])[0], atol=1e-6)
+    if kind == "last":
+        assert torch.equal(pool(h, mask)[0], h[0, 2])
+
+
+def _unreachable(model, pooling) -> list[str]:
+    """The one structural exception: `last` pooling reads the last valid step, which is
+    the FIRST step of the final layer's backward Mamba scan, where the state is still
+    zero, so that scan's decay A cannot matter (h_1 = B x_1). Every other parameter
+    must get a gradient."""
+    if pooling != "last":
+        return []
+    decays = [name for name, _ in model.named_parameters() if name.endswith("bwd.A_log")]
+    return decays[-1:]
+
+
+@pytest.mark.parametrize(("encoder", "pooling"), COMBOS)
+class TestContract:
+    @pytest.mark.parametrize("steps", [10, 15, 20, 25, 30])
+    def test_shapes(self, encoder, pooling, steps):
+        model = build(encoder, pooling).eval()
+        x = torch.randn(3, steps, INPUT_DIM)
+        logits = model(x, torch.tensor([steps, steps // 2, 1]))
+        assert logits.shape == (3,) and torch.isfinite(logits).all()
+
+    def test_padding_never_changes_a_clip(self, encoder, pooling):
+        model = build(encoder, pooling, depth=2).eval()
+        torch.manual_seed(1)
+        clip, other = torch.randn(12, INPUT_DIM), torch.randn(30, INPUT_DIM)
+        alone = model(*stored([clip], steps=12))
+        padded = model(*stored([clip], steps=30))
+        garbage = model(*stored([clip], steps=30, fill=7.0))
+        batched = model(*stored([other, clip], steps=30))[1]
+        for result in (padded, garbage, batched):
+            assert torch.allclose(alone, result.reshape(alone.shape), atol=1e-5)
+
+    def test_batch_of_one(self, encoder, pooling):
+        model = build(encoder, pooling).eval()
+        x, lengths = torch.randn(4, 20, INPUT_DIM), torch.tensor([20, 7, 13, 1])
+        together = model(x, lengths)
+        for row in range(4):
+            one = model(x[row : row + 1], lengths[row : row + 1])
+            assert torch.allclose(one, together[row : row + 1], atol=1e-5)
+
+    def test_gradients_reach_every_parameter(self, encoder, pooling):
+        model = build(encoder, pooling, depth=2).train()
+        x = torch.randn(4, 16, INPUT_DIM)
+        model(x, torch.tensor([16, 9, 4, 12])).sum().backward()
+        dead = [
+            name
+            for name, p in model.named_parameters()
+            if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+        ]
+        assert set(dead) <= set(_unreachable(model, pooling)), f"no gradient reaches {dead}"
+
+    def test_seeded_determinism(self, encoder, pooling):
+        torch.manual_seed(5)
+        x, lengths = torch.randn(3, 12, INPUT_DIM), torch.tensor([12, 5, 9])
+        outs = []
+        for _ in range(2):
+            model = build(encoder, pooling, dropout=0.2, seed=3).train()
+            torch.manual_seed(11)  # the dropout masks
+            outs.append(model(x, lengths))
+        assert torch.equal(outs[0], outs[1])
+        assert not torch.equal(outs[0], build(encoder, pooling, seed=4).train()(x, lengths))
+
+    def test_overfits_a_tiny_set(self, encoder, pooling):
+        torch.manual_seed(0)
+        x, lengths = torch.randn(16, 10, INPUT_DIM), torch.randint(4, 11, (16,))
+        y = torch.tensor([0.0, 1.0] * 8)
+        model = build(encoder, pooling)
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(200):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x, lengths), y)
+            loss.backward()
+            optimiser.step()
+        scores = model.eval()(x, lengths)
+        # train AP = 1.0 exactly when every positive outscores every negative
+        assert scores[y == 1].min() > scores[y == 0].max(), f"final loss {loss.item():.3f}"
