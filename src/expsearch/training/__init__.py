@@ -1,0 +1,1 @@
+"""Training one configuration of the space on cached features, and its evaluation."""
