@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 
 from expsearch.params import load_params
 from expsearch.space import Space
@@ -52,3 +53,17 @@ def focal_config() -> dict:
         "mixup_alpha": 0.0,
         "feature_noise": 0.0,
     }
+
+
+def prefix_mask(lengths: list[int], steps: int) -> torch.Tensor:
+    """(B, steps) bool mask whose row b is True on its first lengths[b] steps."""
+    return torch.arange(steps).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+
+
+def dead_parameters(model: torch.nn.Module) -> list[str]:
+    """Parameters that the last backward gave no finite, nonzero gradient."""
+    return [
+        name
+        for name, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]

@@ -16,11 +16,9 @@ from expsearch.models.bimamba import (
     selective_scan,
 )
 
+from .conftest import dead_parameters, prefix_mask
+
 WIDTH = 64
-
-
-def _prefix_mask(lengths: list[int], steps: int) -> torch.Tensor:
-    return torch.arange(steps).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
 
 
 def _model(kind: str, width: int = WIDTH, depth: int = 2, dropout: float = 0.1, seed: int = 0):
@@ -35,7 +33,7 @@ def test_shapes_and_finite(width, depth):
     model = _model("encoder", width, depth)
     for batch, steps in [(3, 20), (1, 1), (1, 30)]:
         x = torch.randn(batch, steps, width)
-        mask = _prefix_mask([max(1, steps - 2 * b) for b in range(batch)], steps)
+        mask = prefix_mask([max(1, steps - 2 * b) for b in range(batch)], steps)
         with torch.no_grad():
             out = model(x, mask)
         assert out.shape == (batch, steps, width)
@@ -71,14 +69,14 @@ def test_padding_invariance(kind, length):
 
         # The same row followed by 7 steps of large random garbage.
         padded = torch.cat([row, 10 * torch.randn(1, 7, WIDTH, generator=gen)], dim=1)
-        out = model(padded, _prefix_mask([length], length + 7))[0, :length]
+        out = model(padded, prefix_mask([length], length + 7))[0, :length]
         torch.testing.assert_close(out, alone, atol=1e-5, rtol=0)
 
         # Inside a mixed-length batch (longer and shorter rows, garbage padding).
         lengths = [30, length, 3, 17]
         batch = 10 * torch.randn(4, 30, WIDTH, generator=gen)
         batch[1, :length] = row[0]
-        out = model(batch, _prefix_mask(lengths, 30))[1, :length]
+        out = model(batch, prefix_mask(lengths, 30))[1, :length]
         torch.testing.assert_close(out, alone, atol=1e-5, rtol=0)
 
 
@@ -86,14 +84,12 @@ def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
     model = BiMambaEncoder(WIDTH, 2, 0.1).train()
     x = torch.randn(3, 12, WIDTH)
-    mask = _prefix_mask([12, 7, 1], 12)
+    mask = prefix_mask([12, 7, 1], 12)
     # A random projection, not a plain sum: the sum over channels of a LayerNorm output
     # is constant and would give zero gradients upstream.
     (model(x, mask) * torch.randn(3, 12, WIDTH)).sum().backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, name
-        assert torch.isfinite(p.grad).all(), name
-        assert p.grad.abs().sum() > 0, name
+    dead = dead_parameters(model)
+    assert not dead, f"no gradient reaches {dead}"
 
 
 def _naive_scan(u, dt, A, B, C, D):
@@ -134,7 +130,7 @@ def test_backward_branch_sees_the_future_and_forward_block_does_not():
     x = torch.randn(1, steps, WIDTH)
     changed = x.clone()
     changed[0, length - 1] += torch.randn(WIDTH)  # the last valid step
-    mask = _prefix_mask([length], steps)
+    mask = prefix_mask([length], steps)
 
     bi = _model("block")
     torch.manual_seed(0)
@@ -149,7 +145,7 @@ def test_backward_branch_sees_the_future_and_forward_block_does_not():
 def test_large_long_inputs_stay_finite_and_runs_are_deterministic():
     model = _model("encoder", depth=4, dropout=0.0)
     x = 50 * torch.randn(2, 30, WIDTH)
-    mask = _prefix_mask([30, 1], 30)
+    mask = prefix_mask([30, 1], 30)
     with torch.no_grad():
         out = model(x, mask)
     assert torch.isfinite(out).all()

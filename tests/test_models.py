@@ -12,7 +12,7 @@ import torch
 from expsearch.models.classifier import ENCODERS, ClipClassifier, left_to_right
 from expsearch.models.pooling import POOLINGS, Pooling
 
-from .conftest import ROOT
+from .conftest import ROOT, dead_parameters
 
 COMBOS = list(itertools.product(ENCODERS, POOLINGS))
 INPUT_DIM = 24
@@ -105,11 +105,7 @@ class TestContract:
         model = build(encoder, pooling, depth=2).train()
         x = torch.randn(4, 16, INPUT_DIM)
         model(x, torch.tensor([16, 9, 4, 12])).sum().backward()
-        dead = [
-            name
-            for name, p in model.named_parameters()
-            if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
-        ]
+        dead = dead_parameters(model)
         assert set(dead) <= set(_unreachable(model, pooling)), f"no gradient reaches {dead}"
 
     def test_seeded_determinism(self, encoder, pooling):

@@ -17,9 +17,7 @@ from expsearch.models.retnet import (
     rotary,
 )
 
-
-def prefix_mask(lengths: list[int], steps: int) -> torch.Tensor:
-    return torch.arange(steps)[None, :] < torch.tensor(lengths)[:, None]
+from .conftest import dead_parameters, prefix_mask
 
 
 @pytest.mark.parametrize(("width", "depth"), [(64, 1), (128, 2), (256, 4), (512, 1)])
@@ -61,11 +59,7 @@ def test_gradients_reach_every_parameter():
     encoder = RetNetEncoder(64, depth=2, dropout=0.1).train()
     x = torch.randn(4, 16, 64)
     encoder(x, prefix_mask([16, 9, 1, 12], 16)).pow(2).sum().backward()
-    dead = [
-        name
-        for name, p in encoder.named_parameters()
-        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
-    ]
+    dead = dead_parameters(encoder)
     assert not dead, f"no gradient reaches {dead}"
 
 

@@ -18,14 +18,12 @@ from expsearch.models.zipformer import (
     swoosh_r,
 )
 
+from .conftest import dead_parameters, prefix_mask
+
 
 def encoder(width=64, depth=1, dropout=0.0, seed=0):
     torch.manual_seed(seed)
     return ZipformerEncoder(width, depth, dropout)
-
-
-def prefix_mask(lengths, steps):
-    return torch.arange(steps).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
 
 
 GRID = [(w, d) for w in (64, 128) for d in (1, 2, 3, 4)] + [(256, 1), (256, 4), (512, 2)]
@@ -75,11 +73,7 @@ def test_gradients_reach_every_parameter(depth):
     mask = prefix_mask([16, 9, 4, 12], 16)
     out = model(torch.randn(4, 16, 64), mask)
     (out * mask.unsqueeze(-1)).sum().backward()
-    dead = [
-        name
-        for name, p in model.named_parameters()
-        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
-    ]
+    dead = dead_parameters(model)
     assert not dead, f"no gradient reaches {dead}"
 
 
