@@ -202,6 +202,8 @@ class Space:
 
     def __init__(self, dimensions: Sequence[Dimension]):
         self.dimensions: dict[str, Dimension] = {dim.name: dim for dim in dimensions}
+        # Unconditional dimensions first: conditions read their values.
+        self._resolution_order = sorted(self.dimensions.values(), key=lambda dim: bool(dim.when))
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -257,9 +259,7 @@ class Space:
             if key not in self.dimensions:
                 problems.append((str(key), self._unknown_key_reason(key)))
         values: dict[str, Any] = {}
-        # Unconditional dimensions first: conditions read their values.
-        ordered = sorted(self.dimensions.values(), key=lambda dim: bool(dim.when))
-        for dim in ordered:
+        for dim in self._resolution_order:
             given = dim.name in raw
             if dim.when:
                 if any(ctrl not in values for ctrl, _ in dim.when):
@@ -308,7 +308,7 @@ class Space:
     # ---------------------------------------------------------------- sampling
     def sample_one(self, rng: np.random.Generator) -> Config:
         values: dict[str, Any] = {}
-        for dim in sorted(self.dimensions.values(), key=lambda dim: bool(dim.when)):
+        for dim in self._resolution_order:
             if dim.applies(values):
                 values[dim.name] = dim.draw(rng)
         return Config(values)

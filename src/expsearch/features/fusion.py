@@ -36,8 +36,9 @@ def fuse_stores(stores: Sequence[FeatureStore], name: str, out_dir: str | Path) 
                 )
     common = set(first.ids).intersection(*(set(s.ids) for s in stores[1:]))
     ids = [clip for clip in first.ids if clip in common]
-    parts = [np.asarray(store.features[store.rows(ids)]) for store in stores]
-    valid = np.min([store.valid_lengths[store.rows(ids)] for store in stores], axis=0)
+    rows = [store.rows(ids) for store in stores]
+    parts = [np.asarray(store.features[r]) for store, r in zip(stores, rows, strict=True)]
+    valid = np.min([store.valid_lengths[r] for store, r in zip(stores, rows, strict=True)], axis=0)
     features = np.concatenate(parts, axis=2)
     steps = features.shape[1]
     for row, n_valid in enumerate(valid):
