@@ -67,3 +67,27 @@ def dead_parameters(model: torch.nn.Module) -> list[str]:
         for name, p in model.named_parameters()
         if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
     ]
+
+
+@pytest.fixture(scope="session")
+def task_files(tmp_path_factory) -> dict[str, Path]:
+    """A tiny training task on disk (see tests/training_data.py); read-only for tests."""
+    from .training_data import write_task
+
+    return write_task(tmp_path_factory.mktemp("task"))
+
+
+@pytest.fixture
+def quick_config(focal_config) -> dict:
+    """A config of the default space that trains in about a second on the tiny task."""
+    return {
+        **focal_config,
+        "encoder": "retnet",
+        "pooling": "mean",
+        "width": 64,
+        "depth": 1,
+        "dropout": 0.1,
+        "learning_rate": 3.0e-3,
+        "batch_size": 32,
+        "epochs": 5,
+    }

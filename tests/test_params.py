@@ -18,6 +18,7 @@ def test_default_params_are_valid(default_params):
         "data",
         "features",
         "space",
+        "training",
         "agents",
         "campaign",
         "analysis",

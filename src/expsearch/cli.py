@@ -12,11 +12,15 @@
                                --clips CSV --manifest JSON --labels CSV --out DIR [...]
     expsearch features fuse --name NAME --out DIR STORE_DIR STORE_DIR [...]
     expsearch features info STORE_DIR
+    expsearch train CONFIG.yaml [--features DIR] [--split MANIFEST] --out DIR [--clips CSV]
+                    [--device D] [--seed S] [--quiet]
+                                                     out/metrics.json (+ out/trace.txt on failure)
 
 Options not given on the command line come from params.yaml (`--params`).
 
-Exit status: 0 success, 2 bad input (params, config or YAML), with the reason
-on stderr.
+Exit status: 0 success, 2 bad input (params, config or YAML; for `train` also
+an unusable feature store or manifest), 1 a training run that failed (nan, oom,
+crash; its metrics.json says which), with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -158,6 +162,54 @@ def cmd_features_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.experiment import TaskCache, run_experiment
+    from .training.trainer import TrainSettings
+
+    params = load_params(args.params)
+    overrides = {
+        k: v for k, v in {"device": args.device, "seed": args.seed}.items() if v is not None
+    }
+    settings = TrainSettings.from_params(params["training"], **overrides)
+    manifest = Path(args.split)
+    tasks = TaskCache(
+        args.features or params["features"]["root"],
+        manifest,
+        args.clips or manifest.parent / "clips.csv",
+        device=settings.torch_device(),
+    )
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    metrics = run_experiment(
+        load_yaml_file(args.config),
+        Space.from_params(params),
+        tasks,
+        settings,
+        args.out,
+        log=None if args.quiet else log,
+    )
+    if metrics["status"] != "ok":
+        print(
+            f"expsearch train: {metrics['error_class']}: {metrics['error']} "
+            f"(trace in {Path(args.out) / metrics['trace']})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT if metrics["error_class"] in ("config", "data") else 1
+
+    def show(value) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    print(
+        f"{metrics['fingerprint']}: val AP {show(metrics['val_ap'])} (epoch {metrics['best_epoch']}"
+        f"/{metrics['epochs_run']}), test AP {show(metrics['test_ap'])}, test horizon mAP "
+        f"{show(metrics['test_horizon_map'])}, {metrics['seconds']:.1f} s on {metrics['device']}"
+        f" -> {Path(args.out) / 'metrics.json'}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expsearch", description="LLM-guided combinatorial experiment search."
@@ -236,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = features.add_parser("info", help="print a store's index (without the id lists)")
     info.add_argument("store")
     info.set_defaults(func=cmd_features_info)
+
+    train = add("train", cmd_train, "train one config on cached features; write metrics.json")
+    train.add_argument("config", help="config YAML (a point of the space)")
+    train.add_argument("--features", help="root of the feature stores (default: params)")
+    train.add_argument("--split", default="results/split/manifest.json", help="split manifest")
+    train.add_argument("--clips", help="clip table (default: clips.csv beside the manifest)")
+    train.add_argument("--out", required=True, help="folder for metrics.json")
+    train.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
+    train.add_argument("--seed", type=int, help="training seed (default: params)")
+    train.add_argument("--quiet", action="store_true", help="no line per epoch")
     return parser
 
 

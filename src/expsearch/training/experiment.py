@@ -1,0 +1,164 @@
+"""One experiment from config to `metrics.json`, with failures classified.
+
+    tasks = TaskCache("results/features", "results/split/manifest.json", "results/split/clips.csv",
+                      device=settings.torch_device())
+    metrics = run_experiment(raw_config, space, tasks, settings, out_dir="runs/abc")
+    # out_dir/metrics.json (atomic); on failure also out_dir/trace.txt
+
+The config is validated against the space, trained with validation-only
+model selection, then the chosen model is evaluated once on the sealed test
+split (and any held-out set). A failure never escapes as an exception: it is
+recorded with an error class (config, data, nan, oom, crash), its message and
+the traceback saved next to the metrics, so a shard can go on with its next
+config and self-healing can read the trace. Several experiments in one
+process share a TaskCache: each backbone's features are loaded once.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_write_text
+from ..data.sources import DataError
+from ..data.splits import SplitError
+from ..features.store import StoreError
+from ..space import ConfigError, Space
+from ..version import code_version
+from .data import Task, load_task
+from .trainer import TrainingFailure, TrainSettings, evaluate, fit_config
+
+METRICS, TRACE = "metrics.json", "trace.txt"
+ERROR_CLASSES = ("config", "data", "nan", "oom", "crash")
+
+
+class TaskCache:
+    """Tasks by backbone, loaded on first use from <features_root>/<backbone>."""
+
+    def __init__(self, features_root, manifest, clips, device: torch.device | str = "cpu"):
+        self.features_root, self.manifest, self.clips = Path(features_root), manifest, clips
+        self.device = torch.device(device)
+        self._tasks: dict[str, Task] = {}
+
+    def __call__(self, backbone: str) -> Task:
+        if backbone not in self._tasks:
+            self._tasks[backbone] = load_task(
+                self.features_root / backbone, self.manifest, self.clips, self.device
+            )
+        return self._tasks[backbone]
+
+
+def classify(error: BaseException) -> str:
+    """The error class of an exception raised while running an experiment."""
+    if isinstance(error, TrainingFailure):
+        return error.error_class
+    if isinstance(error, ConfigError):
+        return "config"
+    if isinstance(error, (StoreError, SplitError, DataError)):
+        return "data"
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(error):
+        return "oom"
+    return "crash"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+def run_experiment(
+    raw_config: Mapping[str, Any],
+    space: Space,
+    tasks: Callable[[str], Task],
+    settings: TrainSettings,
+    out_dir: str | Path,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train and evaluate one config; write and return its metrics (never raises
+    for a failed run: the failure is in the metrics)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = settings.torch_device()
+    metrics: dict[str, Any] = {
+        "status": "failed",
+        "error_class": None,
+        "error": None,
+        "config": dict(raw_config),
+        "fingerprint": None,
+        "code_version": code_version(),
+        "device": str(device),
+        "settings": {**asdict(settings), "horizons_s": list(settings.horizons_s)},
+        "started": _now(),
+    }
+    start = time.perf_counter()
+    try:
+        config = space.validate(raw_config)
+        metrics["config"], metrics["fingerprint"] = config.to_dict(), config.fingerprint
+        task = tasks(config["backbone"])
+        metrics.update(
+            manifest_sha256=task.manifest_sha256,
+            store_sha256=task.store_sha256,
+            missing_from_store=task.missing,
+        )
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        fit = fit_config(config, task, settings, log=log)
+        train_seconds = time.perf_counter() - start
+        # Selection is over: the test split is read once, at the chosen epoch.
+        held_out = {
+            name: evaluate(fit.model, task.split(name, unseal=True), fit.seq_len, settings)
+            for name in task.sealed_names()
+        }
+        test = held_out.pop("test", None)
+        metrics.update(
+            status="ok",
+            val_ap=fit.val.to_dict()["ap"],
+            test_ap=test.to_dict()["ap"] if test else None,
+            val_auc=fit.val.to_dict()["auc"],
+            test_auc=test.to_dict()["auc"] if test else None,
+            val_horizon_map=fit.val.to_dict()["horizon_map"],
+            test_horizon_map=test.to_dict()["horizon_map"] if test else None,
+            best_epoch=fit.best_epoch,
+            epochs_run=fit.epochs_run,
+            optimizer_steps=fit.steps,
+            val=fit.val.to_dict(),
+            test=test.to_dict() if test else None,
+            held_out={name: evaluation.to_dict() for name, evaluation in held_out.items()},
+            history=fit.history,
+            train_seconds=round(train_seconds, 3),
+        )
+    except Exception as error:  # every failure is recorded; none escapes
+        metrics.update(error_class=classify(error), error=f"{type(error).__name__}: {error}")
+        atomic_write_text(out_dir / TRACE, traceback.format_exc())
+    else:
+        (out_dir / TRACE).unlink(missing_ok=True)
+    finally:
+        if device.type == "cuda" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    metrics["seconds"] = round(time.perf_counter() - start, 3)
+    metrics["peak_memory_mb"], metrics["memory_measure"] = _peak_memory_mb(device)
+    metrics["peak_memory_mb"] = round(metrics["peak_memory_mb"], 1)
+    metrics["finished"] = _now()
+    if metrics["status"] == "failed":
+        metrics["trace"] = TRACE
+    atomic_write_text(out_dir / METRICS, _to_json(metrics))
+    return metrics
+
+
+def _to_json(metrics: Mapping[str, Any]) -> str:
+    return json.dumps(metrics, indent=1, allow_nan=False) + "\n"
