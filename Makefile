@@ -31,6 +31,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	python benchmarks/bench_space.py --out results/bench/space.json
 	python benchmarks/bench_data.py --out results/bench/data.json
+	python benchmarks/bench_training.py --out results/bench/training.json --sizes embedded
+	python benchmarks/bench_training.py --out results/bench/training_paper.json --sizes paper \
+		--configs 2 --repeats 2 --epochs paper=5
+	snakemake --workflow-profile profiles/default --quiet  # the stores that the quality bench reads
+	python benchmarks/bench_quality.py --out results/bench/quality.json
 
 lint: $(STAMP)
 	ruff check .

@@ -4,6 +4,7 @@
                       device=settings.torch_device())
     metrics = run_experiment(raw_config, space, tasks, settings, out_dir="runs/abc")
     # out_dir/metrics.json (atomic); on failure also out_dir/trace.txt
+    results = run_experiments([(config, out_dir), ...], space, tasks, settings)
 
 The config is validated against the space, trained with validation-only
 model selection, then the chosen model is evaluated once on the sealed test
@@ -20,13 +21,14 @@ import json
 import resource
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from ..atomic import atomic_write_text
 from ..data.sources import DataError
@@ -162,3 +164,32 @@ def run_experiment(
 
 def _to_json(metrics: Mapping[str, Any]) -> str:
     return json.dumps(metrics, indent=1, allow_nan=False) + "\n"
+
+
+def run_experiments(
+    jobs: Iterable[tuple[Mapping[str, Any], str | Path]],
+    space: Space,
+    tasks: Callable[[str], Task],
+    settings: TrainSettings,
+    *,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Several experiments in one process, sharing `tasks` (features loaded once
+    per backbone). `jobs` are (config, out_dir) pairs; failures are recorded
+    in their metrics and the next job goes on."""
+    jobs = list(jobs)
+    results = []
+    with tqdm(total=len(jobs), desc="experiments", unit="config", disable=not progress) as bar:
+        for config, out_dir in jobs:
+            metrics = run_experiment(config, space, tasks, settings, out_dir)
+            results.append(metrics)
+            bar.set_postfix_str(
+                f"{metrics['fingerprint'] or '?'}: "
+                + (
+                    f"val AP {metrics['val_ap']:.3f}"
+                    if metrics["status"] == "ok"
+                    else metrics["error_class"]
+                )
+            )
+            bar.update()
+    return results
