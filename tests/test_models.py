@@ -73,6 +73,19 @@ def _unreachable(model, pooling) -> list[str]:
     return decays[-1:]
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_bf16_autocast_agrees_with_fp32(encoder):
+    """The GPU path trains under bf16 autocast; on the CPU the same ops run.
+    (Per encoder only: bf16 on a CPU is slow, and pooling adds no bf16 op.)"""
+    model = build(encoder, "attention", depth=2).eval()
+    x, lengths = torch.randn(4, 20, INPUT_DIM), torch.tensor([20, 7, 13, 1])
+    exact = model(x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = model(x, lengths).float()
+    assert torch.isfinite(low).all()
+    assert torch.allclose(low, exact, atol=0.1 + 0.05 * exact.abs().max().item())
+
+
 @pytest.mark.parametrize(("encoder", "pooling"), COMBOS)
 class TestContract:
     @pytest.mark.parametrize("steps", [10, 15, 20, 25, 30])

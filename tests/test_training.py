@@ -3,6 +3,7 @@ test evaluation, determinism, metrics.json, and classified failures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -11,8 +12,9 @@ import pytest
 import torch
 
 from expsearch.cli import main
+from expsearch.models.classifier import ClipClassifier
 from expsearch.space import ConfigError, Space
-from expsearch.training.data import Task, load_task
+from expsearch.training.data import SplitData, Task, load_task
 from expsearch.training.experiment import TaskCache, classify, run_experiment
 from expsearch.training.trainer import TrainingFailure, TrainSettings, fit_config
 from expsearch.yamlio import dump_yaml
@@ -173,3 +175,28 @@ def test_cli_train(quick_config, task_files, tmp_path, capsys):
     assert main(["train", str(config), *args, "--out", str(tmp_path / "b"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "config" in err and "encoder" in err and "trace" in err
+
+
+def test_bf16_autocast_path_trains(quick_config, tasks, space, monkeypatch):
+    """The GPU path's mixed precision, exercised on the CPU (CI has no GPU) on
+    a few clips (bf16 is slow on a CPU); each encoder's bf16 forward is
+    checked against fp32 in tests/test_models.py."""
+    full = tasks("vjepa2")
+    few = SplitData(
+        "train", full.train.ids[:32], full.train.features[:32], full.train.lengths[:32],
+        full.train.targets[:32],
+    )  # fmt: skip
+    task = dataclasses.replace(full, train=few)
+    dtypes = []
+    forward = ClipClassifier.forward
+
+    def recording(self, *args):
+        out = forward(self, *args)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(ClipClassifier, "forward", recording)
+    bf16 = TrainSettings(seed=0, device="cpu", precision="bf16")
+    fit = fit_config(space.validate(quick_config), task, bf16)
+    assert all(math.isfinite(row["train_loss"]) for row in fit.history)
+    assert set(dtypes) == {torch.bfloat16} and fit.val.clips == 20
