@@ -106,3 +106,15 @@ def test_console_script_is_installed(tmp_path, config_file):
         [str(exe), "space"], cwd=tmp_path, capture_output=True, text=True, env=os.environ
     )
     assert missing.returncode == 2 and "params.yaml: no such file" in missing.stderr
+
+
+def test_data_synth_takes_params_and_difficulty_overrides(capsys, tmp_path, default_params):
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--out", str(out), "--n", "2", "--speed", "0.7", "--noise", "0"]
+    assert main(args) == 0
+    settings = json.loads((out / "synthetic.json").read_text())
+    difficulty = settings["difficulty"]
+    assert difficulty["speed"] == 0.7 and difficulty["noise"] == 0.0
+    # What was not given comes from params.yaml, not from library defaults.
+    assert difficulty["lighting"] == default_params["data"]["synthetic"]["lighting"]
+    assert len(list((out / "videos").glob("*.mp4"))) == 2

@@ -6,7 +6,8 @@
     expsearch fingerprint CONFIG.yaml [--params FILE]
     expsearch sample --n N --seed S [--params FILE]  N configs as a YAML list
     expsearch check-params [--params FILE]           validate params.yaml only
-    expsearch data synth --out DIR --n N --seed S [--variant NAME] [--duration S]
+    expsearch data synth --out DIR [--n N --seed S --variant NAME --duration S --workers W
+                              --noise --lighting --speed --occlusion --positive-fraction]
     expsearch data split [--params FILE] [--source ... --root ... --seed ...] --out DIR
     expsearch features extract --backbone NAME --weights random|pretrained
                                --clips CSV --manifest JSON --labels CSV --out DIR [...]
@@ -37,6 +38,7 @@ from .space import ConfigError, Space, summary_markdown
 from .yamlio import dump_yaml, load_yaml_file
 
 EXIT_BAD_INPUT = 2
+DIFFICULTY_KNOBS = ("noise", "lighting", "speed", "occlusion", "positive_fraction")
 
 
 def _space(args: argparse.Namespace) -> Space:
@@ -87,10 +89,20 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import generate
+    from .data.synthetic import Difficulty, generate
 
+    settings = dict(load_params(args.params)["data"]["synthetic"])
+    for key in ("n", "seed", "variant", "duration_s", "workers", *DIFFICULTY_KNOBS):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     table = generate(
-        args.out, n=args.n, seed=args.seed, variant=args.variant, duration_s=args.duration
+        args.out,
+        n=settings["n"],
+        seed=settings["seed"],
+        variant=settings["variant"],
+        duration_s=settings["duration_s"],
+        difficulty=Difficulty(**{key: settings[key] for key in DIFFICULTY_KNOBS}),
+        workers=settings["workers"],
     )
     print(f"{args.out}: {len(table)} clips, {int(table['target'].sum())} positive")
     return 0
@@ -242,13 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True
     )
     synth = data.add_parser("synth", help="generate synthetic dashcam clips (Nexar layout)")
+    synth.add_argument("--params", default="params.yaml", help="defaults: data.synthetic")
     synth.add_argument("--out", required=True, help="output folder (videos/ and train.csv)")
-    synth.add_argument("--n", type=int, required=True, help="number of clips")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--variant", default="default", help="camera variant: default | fleet")
-    synth.add_argument("--duration", type=float, default=8.0, help="seconds per clip")
-    synth.add_argument("--workers", type=int, default=1, help="parallel rendering processes")
-    synth.set_defaults(func=cmd_data_synth, params=None)
+    synth.add_argument("--n", type=int, help="number of clips")
+    synth.add_argument("--seed", type=int)
+    synth.add_argument("--variant", help="camera variant: default | fleet")
+    synth.add_argument("--duration", dest="duration_s", type=float, help="seconds per clip")
+    synth.add_argument("--workers", type=int, help="parallel rendering processes")
+    for knob in DIFFICULTY_KNOBS:
+        synth.add_argument(f"--{knob.replace('_', '-')}", dest=knob, type=float)
+    synth.set_defaults(func=cmd_data_synth)
     split = data.add_parser("split", help="stratified split by video id, with a hashed manifest")
     split.add_argument("--params", default="params.yaml")
     split.add_argument("--source", choices=["synthetic", "nexar", "folder"])

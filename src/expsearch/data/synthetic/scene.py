@@ -91,9 +91,9 @@ class Difficulty:
     """Knobs that make the clips harder to classify. 0 turns a knob off."""
 
     noise: float = 3.0  # std of the Gaussian pixel noise, in 0-255 units
-    lighting: float = 0.6  # per-clip darkness drawn from [0, lighting]: 0 all day, 1 down to night
-    speed: float = 1.0  # multiplies the ego-speed range (9-20 m/s), hence closing speeds
-    occlusion: float = 0.3  # chance that a clip has an occluder; larger also means bigger ones
+    lighting: float = 0.3  # per-clip darkness drawn from [0, lighting]: 0 all day, 1 down to night
+    speed: float = 0.5  # multiplies the ego-speed range (9-20 m/s), hence closing speeds
+    occlusion: float = 0.15  # chance that a clip has an occluder; larger also means bigger ones
     positive_fraction: float | None = None  # class balance; None: the variant's own
 
     def __post_init__(self) -> None:
