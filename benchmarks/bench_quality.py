@@ -36,15 +36,15 @@ from expsearch.training.metrics import average_precision
 from expsearch.training.trainer import TrainSettings
 
 BASE = {
-    "backbone": "dinov3_b", "encoder": "zipformer", "pooling": "attention", "width": 64,
-    "depth": 1, "dropout": 0.2, "loss": "focal", "focal_gamma": 2.0, "focal_alpha": 0.5,
+    "backbone": "dinov3_b", "encoder": "zipformer", "pooling": "last", "width": 64,
+    "depth": 1, "dropout": 0.0, "loss": "focal", "focal_gamma": 2.0, "focal_alpha": 0.5,
     "learning_rate": 1.0e-3, "weight_decay": 0.01, "batch_size": 32, "scheduler": "cosine",
     "seq_len": 20, "epochs": 15, "oversample_ratio": 1.0, "mixup_alpha": 0.0,
     "feature_noise": 0.0,
 }  # fmt: skip
 KNOBS = [
     {"backbone": "vjepa2"}, {"backbone": "dinov3_l"}, {"backbone": "siglip2"},
-    {"backbone": "convnext"}, {"pooling": "mean"}, {"pooling": "last"},
+    {"backbone": "convnext"}, {"pooling": "mean"}, {"pooling": "attention"}, {"dropout": 0.3},
     {"seq_len": 10}, {"seq_len": 30}, {"width": 128, "depth": 2},
     {"loss": "bce"}, {"learning_rate": 1.0e-4}, {"mixup_alpha": 0.4, "feature_noise": 0.1},
 ]  # fmt: skip
