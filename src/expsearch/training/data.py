@@ -127,9 +127,28 @@ class Task:
         return self._sealed[name]
 
 
+def _valid_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """(clips, steps) bool: True on the last lengths[i] steps (stores pad at the start)."""
+    return np.arange(steps)[None, :] >= (steps - lengths)[:, None]
+
+
+def _read(store: FeatureStore, ids: Sequence[str], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (in the order of `ids`) and valid lengths of one split, checked."""
+    rows = store.rows(ids)
+    order = np.argsort(rows)  # read the memory map in file order
+    features = np.empty((len(rows), store.steps, store.width), dtype=np.float32)
+    features[order] = store.features[rows[order]]
+    lengths = store.valid_lengths[rows]
+    if (lengths < 1).any():
+        bad = [clip for clip, n in zip(ids, lengths, strict=True) if n < 1][:3]
+        raise DataError(f"{store.directory}: clips with no valid feature step, e.g. {bad}")
+    if not np.isfinite(features).all():
+        raise DataError(f"{store.directory}: the {name} features contain NaN or inf")
+    return features, lengths
+
+
 def _standardiser(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    valid = np.arange(features.shape[1])[None, :] >= (features.shape[1] - lengths)[:, None]
-    steps = features[valid]  # (valid steps, D)
+    steps = features[_valid_steps(lengths, features.shape[1])]  # (valid steps, D)
     if steps.shape[0] == 0:
         raise DataError("the training split has no valid feature steps")
     mean, std = steps.mean(0), steps.std(0)
@@ -138,25 +157,18 @@ def _standardiser(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray
 
 def _split_data(
     name: str,
-    store: FeatureStore,
     ids: Sequence[str],
+    raw: tuple[np.ndarray, np.ndarray],
     clips: pd.DataFrame,
     targets: pd.Series,
-    scale: tuple[np.ndarray, np.ndarray] | None,
+    scale: tuple[np.ndarray, np.ndarray],
+    fps: float,
     device: torch.device,
 ) -> SplitData:
-    rows = store.rows(ids)
-    features = np.asarray(store.features[np.sort(rows)])[np.argsort(np.argsort(rows))]
-    lengths = store.valid_lengths[rows]
-    if (lengths < 1).any():
-        bad = [clip for clip, n in zip(ids, lengths, strict=True) if n < 1][:3]
-        raise DataError(f"{store.directory}: clips with no valid feature step, e.g. {bad}")
-    if not np.isfinite(features).all():
-        raise DataError(f"{store.directory}: the {name} features contain NaN or inf")
-    if scale is not None:
-        mean, std = scale
-        pad = np.arange(features.shape[1])[None, :] < (features.shape[1] - lengths)[:, None]
-        features = np.where(pad[..., None], 0.0, (features - mean) / std).astype(np.float32)
+    features, lengths = raw
+    mean, std = scale
+    valid = _valid_steps(lengths, features.shape[1])[..., None]
+    features = np.where(valid, (features - mean) / std, 0.0).astype(np.float32)
     table = clips.set_index("id").loc[list(ids)]
     # Windows end at the alert (see data.sources.window_end); no alert, no horizon shift.
     end_to_event = table["time_of_event"].to_numpy(float) - table["time_of_alert"].to_numpy(float)
@@ -164,11 +176,11 @@ def _split_data(
     return SplitData(
         name=name,
         ids=list(ids),
-        features=torch.as_tensor(features, dtype=torch.float32, device=device),
+        features=torch.as_tensor(features, device=device),
         lengths=torch.as_tensor(lengths, dtype=torch.long, device=device),
         targets=torch.as_tensor(np.array(targets.loc[list(ids)], dtype=np.float32), device=device),
         end_to_event_s=end_to_event,
-        fps=float(store.index.get("fps", 5.0)),
+        fps=fps,
     )
 
 
@@ -202,14 +214,13 @@ def load_task(
     for name in ("train", "val"):
         if not present[name]:
             raise DataError(f"{store.directory}: no clip of the {name} split is in the store")
-    rows = store.rows(present["train"])
-    scale = _standardiser(
-        np.asarray(store.features[np.sort(rows)]), store.valid_lengths[np.sort(rows)]
-    )
+    raw = {name: _read(store, ids, name) for name, ids in present.items() if ids}
+    scale = _standardiser(*raw["train"])  # training statistics serve every split
+    fps = float(store.index.get("fps", 5.0))
 
     def build(name: str, unseal: bool = False) -> SplitData:
         targets = manifest.labels(clips, name, unseal=unseal)
-        return _split_data(name, store, present[name], clips, targets, scale, device)
+        return _split_data(name, present[name], raw[name], clips, targets, scale, fps, device)
 
     sealed = {
         name: build(name, unseal=True)

@@ -127,19 +127,20 @@ def run_experiment(
             for name in task.sealed_names()
         }
         test = held_out.pop("test", None)
+        val_row, test_row = fit.val.to_dict(), test.to_dict() if test else {}
         metrics.update(
             status="ok",
-            val_ap=fit.val.to_dict()["ap"],
-            test_ap=test.to_dict()["ap"] if test else None,
-            val_auc=fit.val.to_dict()["auc"],
-            test_auc=test.to_dict()["auc"] if test else None,
-            val_horizon_map=fit.val.to_dict()["horizon_map"],
-            test_horizon_map=test.to_dict()["horizon_map"] if test else None,
+            val_ap=val_row["ap"],
+            test_ap=test_row.get("ap"),
+            val_auc=val_row["auc"],
+            test_auc=test_row.get("auc"),
+            val_horizon_map=val_row["horizon_map"],
+            test_horizon_map=test_row.get("horizon_map"),
             best_epoch=fit.best_epoch,
             epochs_run=fit.epochs_run,
             optimizer_steps=fit.steps,
-            val=fit.val.to_dict(),
-            test=test.to_dict() if test else None,
+            val=val_row,
+            test=test_row or None,
             held_out={name: evaluation.to_dict() for name, evaluation in held_out.items()},
             history=fit.history,
             train_seconds=round(train_seconds, 3),
