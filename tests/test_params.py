@@ -157,3 +157,23 @@ def test_every_value_in_params_yaml_has_a_comment():
         and not line.rstrip().endswith(":")  # a section header: its children carry comments
     ]
     assert not missing, "params.yaml values without a comment:\n" + "\n".join(missing)
+
+
+def test_healing_diagnoses_with_a_defined_llm_agent(params):
+    params["agents"]["healing"]["diagnose_with"] = "gpt"
+    problems = _problems(params)
+    assert "'gpt' is not an LLM agent" in problems["agents.healing.diagnose_with"]
+
+
+def test_an_llm_agent_names_its_key_variable_never_the_key(params):
+    params["agents"]["llm"]["claude"]["api_key"] = "sk-ant-123"
+    problems = _problems(params)
+    assert "unknown key" in problems["agents.llm.claude.api_key"]
+    params["agents"]["llm"]["claude"].pop("api_key")
+    params["agents"]["llm"]["rules"] = params["agents"]["llm"]["claude"]
+    assert "built-in agents" in _problems(params)["agents.llm.rules"]
+
+
+def test_unknown_remediation_in_a_healing_plan(params):
+    params["agents"]["healing"]["plans"]["oom"] = ["patch_code"]
+    assert "agents.healing.plans.oom[0]" in _problems(params)

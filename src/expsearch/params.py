@@ -69,7 +69,8 @@ def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:
 
 def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, str]]:
     """Rules that span sections: every backbone the space can propose has a
-    store, fusions name extracted backbones, the window serves every seq_len."""
+    store, fusions name extracted backbones, the window serves every seq_len,
+    self-healing diagnoses with a defined LLM agent."""
     problems = []
     split = params["data"]["split"]
     total = split["train"] + split["val"] + split["test"]
@@ -111,6 +112,20 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
                     f"the window has {steps} steps (window_s x fps) but seq_len goes up to {longest}",
                 )
             )
+    agents = params["agents"]
+    for name in agents["llm"]:
+        if name in ("random", "tpe", "rules"):
+            problems.append(
+                (f"agents.llm.{name}", "random, tpe and rules are built-in agents, not LLM names")
+            )
+    diagnose = agents["healing"]["diagnose_with"]
+    if diagnose is not None and diagnose not in agents["llm"]:
+        problems.append(
+            (
+                "agents.healing.diagnose_with",
+                f"{diagnose!r} is not an LLM agent; expected null or one of {sorted(agents['llm'])}",
+            )
+        )
     return problems
 
 

@@ -225,6 +225,12 @@ class Space:
         return list(self.dimensions)
 
     @property
+    def resolution_order(self) -> list[Dimension]:
+        """Dimensions with unconditional ones first, the order in which a
+        config's values can be resolved (conditions read earlier values)."""
+        return list(self._resolution_order)
+
+    @property
     def categorical(self) -> list[Dimension]:
         return [dim for dim in self.dimensions.values() if dim.categorical]
 
