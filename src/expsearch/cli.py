@@ -16,6 +16,9 @@
     expsearch train CONFIG.yaml [--features DIR] [--split MANIFEST] --out DIR [--clips CSV]
                     [--device D] [--seed S] [--quiet]
                                                      out/metrics.json (+ out/trace.txt on failure)
+    expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
+                      [--n N] [--seed S] [--round R] [--out FILE]
+                                                     the round's candidates with fates, as YAML
 
 Options not given on the command line come from params.yaml (`--params`).
 
@@ -27,6 +30,7 @@ crash; its metrics.json says which), with the reason on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -222,6 +226,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_propose(args: argparse.Namespace) -> int:
+    from .agents.history import History
+    from .agents.plan import PlanSettings, plan_round
+    from .agents.registry import build_agents
+
+    params = load_params(args.params)
+    space = Space.from_params(params)
+    history = (
+        History.load(args.history, space, proposals=args.proposals) if args.history else History()
+    )
+    settings = PlanSettings.from_params(params["agents"])
+    if args.n is not None:
+        settings = dataclasses.replace(settings, ideas_per_agent=args.n)
+    agents = build_agents(args.policy, params, space, round_index=args.round)
+    plan = plan_round(
+        agents, history, space, round_index=args.round, seed=args.seed, settings=settings
+    )
+    text = dump_yaml(plan.rows)
+    if args.out:
+        atomic_write_text(args.out, text)
+    else:
+        print(text, end="")
+    for entry in plan.agent_log:
+        said = [f"{entry['agent']} ({entry['policy']})"]
+        if entry["note"]:
+            said.append(entry["note"])
+        if entry["input_tokens"] or entry["output_tokens"]:
+            said.append(
+                f"{entry['input_tokens']} in / {entry['output_tokens']} out tokens, "
+                f"${entry['cost_usd']:.4f}"
+            )
+        if entry["error"]:
+            said.append(f"FAILED: {entry['error']}")
+        print("expsearch propose: " + "; ".join(said), file=sys.stderr)
+    kept = len(plan.queue)
+    print(f"expsearch propose: {kept} kept of {len(plan.rows)} candidates", file=sys.stderr)
+    return 1 if all(entry["error"] for entry in plan.agent_log) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expsearch", description="LLM-guided combinatorial experiment search."
@@ -313,6 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
     train.add_argument("--seed", type=int, help="training seed (default: params)")
     train.add_argument("--quiet", action="store_true", help="no line per epoch")
+
+    propose = add("propose", cmd_propose, "propose one round of configs and print their fates")
+    propose.add_argument(
+        "--policy", action="append", required=True,
+        help="random | tpe | rules | an agent under agents.llm (repeat for several agents)",
+    )  # fmt: skip
+    propose.add_argument("--history", help="experiments table (.jsonl, .json, .yaml, .parquet)")
+    propose.add_argument("--proposals", help="earlier proposals table (shows last rejections)")
+    propose.add_argument("--n", type=int, help="configs per agent (default: params)")
+    propose.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    propose.add_argument("--round", type=int, default=0, help="round number (default: 0)")
+    propose.add_argument("--out", help="write the YAML here (atomically) instead of stdout")
     return parser
 
 

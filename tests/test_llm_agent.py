@@ -1,0 +1,234 @@
+"""The LLM agent end to end through the official SDKs and a loopback server.
+
+Claude (anthropic SDK) and Gemini (google-genai SDK) talk to the scripted
+server in tests/llm_server.py, which speaks the Messages and
+generateContent wire formats. Each case runs a whole round (plan_round) so
+what is asserted is what would reach the proposals table and agent log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from expsearch.agents.context import (
+    PLACEHOLDERS,
+    ContextSettings,
+    TemplateError,
+    build_prompt,
+    load_template,
+)
+from expsearch.agents.llm import LLMPolicy
+from expsearch.agents.plan import PlanSettings, plan_round
+from expsearch.agents.providers import ProviderSettings, make_provider
+from expsearch.agents.registry import build_agents
+from expsearch.agents.sweeps import SweepSettings
+from expsearch.yamlio import dump_yaml
+
+from .agent_histories import make_history
+from .llm_server import LLMTestServer, Reply
+
+SECRET = "sk-test-SECRET-4242"
+PROVIDERS = {"anthropic": "claude-test", "gemini": "gemini-test"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LLMTestServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def history(space):
+    return make_history(space, n=30)
+
+
+def agent(provider, server, space, **changes):
+    settings = ProviderSettings(
+        provider=provider, model=PROVIDERS[provider], api_key_env="TEST_LLM_KEY",
+        base_url=server.url, max_retries=2, backoff_s=0.01, timeout_s=5.0,
+        price_input_per_mtok=3.0, price_output_per_mtok=15.0,
+    )  # fmt: skip
+    settings = ProviderSettings(**{**settings.__dict__, **changes})
+    client = make_provider(settings, {"TEST_LLM_KEY": SECRET}, sleep=lambda s: None)
+    return LLMPolicy(space, f"{provider}_agent", client, template=load_template(None))
+
+
+def run_round(policy, history, space, n=4, sweep_limit=8):
+    policy.sweep_limit = sweep_limit
+    settings = PlanSettings(
+        ideas_per_agent=n,
+        budget=20,
+        sweep=SweepSettings(max_variants=sweep_limit, auto_priorities=()),
+    )
+    return plan_round([policy], history, space, round_index=1, seed=0, settings=settings)
+
+
+def ideas_yaml(configs, **meta):
+    items = [{"idea_name": f"idea {i}", "priority": "high", "rationale": "test", **meta, **c}
+             for i, c in enumerate(configs)]  # fmt: skip
+    return dump_yaml(items)
+
+
+@pytest.fixture
+def fresh(space):
+    return [config.to_dict() for config in space.sample(3, seed=77)]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_valid_answer_becomes_kept_proposals_with_tokens_and_cost(
+    provider, server, space, history, fresh
+):
+    server.script(provider, [Reply(text=ideas_yaml(fresh))])
+    plan = run_round(agent(provider, server, space), history, space)
+    kept = plan.queue
+    assert [row["config"] for row in kept] == [space.validate(c).to_dict() for c in fresh]
+    assert all(row["source"] == "llm" and row["priority"] == "high" for row in kept)
+    log = plan.agent_log[0]
+    assert log["input_tokens"] > 0 and log["output_tokens"] > 0 and log["error"] is None
+    expected = log["input_tokens"] * 3.0 / 1e6 + log["output_tokens"] * 15.0 / 1e6
+    assert log["cost_usd"] == pytest.approx(expected)
+    request = server.requests[-1]
+    assert request["provider"] == provider
+    assert "## Current leaderboard" in json.dumps(request["body"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_yaml_inside_prose_is_found(provider, server, space, history, fresh):
+    text = "I looked at the leaderboard.\n\n```yaml\n" + ideas_yaml(fresh[:2]) + "```\nThanks!"
+    server.script(provider, [Reply(text=text)])
+    plan = run_round(agent(provider, server, space), history, space)
+    assert len(plan.queue) == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_malformed_yaml_fails_the_agent_for_the_round_and_is_recorded(
+    provider, server, space, history
+):
+    server.script(provider, [Reply(text="```yaml\n- backbone: [vjepa2\n  encoder: {\n```")])
+    plan = run_round(agent(provider, server, space), history, space)
+    assert plan.queue == []
+    log = plan.agent_log[0]
+    assert "no YAML list of ideas" in log["error"] and log["answer"].startswith("```yaml")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ideas_outside_the_space_are_rejected_one_by_one(provider, server, space, history, fresh):
+    bad = [fresh[0] | {"learning_rate": 0.5}, fresh[1] | {"encoder": "lstm"}, fresh[2]]
+    server.script(provider, [Reply(text=ideas_yaml(bad))])
+    plan = run_round(agent(provider, server, space), history, space)
+    fates = [(row["fate"], row["reason"]) for row in plan.rows]
+    assert sum(fate == "kept" for fate, _ in fates) == 1
+    reasons = [reason for fate, reason in fates if fate == "invalid"]
+    assert any("learning_rate" in r and "outside the space" in r for r in reasons)
+    assert any("encoder" in r and "'lstm' is not allowed" in r for r in reasons)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_sweep_over_the_limit_is_rejected_with_its_reason(
+    provider, server, space, history, fresh
+):
+    swept = fresh[0] | {"learning_rate": [1e-4, 3e-4, 1e-3], "seq_len": [10, 20]}
+    server.script(provider, [Reply(text=ideas_yaml([swept, fresh[1]]))])
+    plan = run_round(agent(provider, server, space), history, space, n=8, sweep_limit=4)
+    invalid = [row for row in plan.rows if row["fate"] == "invalid"]
+    assert len(invalid) == 1 and "6 variants, over the limit of 4" in invalid[0]["reason"]
+    assert len(plan.queue) == 1
+    server.script(provider, [Reply(text=ideas_yaml([swept]))])
+    plan = run_round(agent(provider, server, space), history, space, n=8, sweep_limit=6)
+    assert len(plan.queue) == 6  # within the limit: every variant, none unexpanded
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_429_then_success_is_retried(provider, server, space, history, fresh):
+    server.script(provider, [Reply(status=429), Reply(text=ideas_yaml(fresh[:1]))])
+    plan = run_round(agent(provider, server, space), history, space)
+    assert len(plan.queue) == 1
+    assert plan.agent_log[0]["calls"][0]["attempts"] == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_persistent_500_fails_the_agent_not_the_round(provider, server, space, history):
+    server.script(provider, [Reply(status=500)] * 3)
+    plan = run_round(agent(provider, server, space), history, space)
+    log = plan.agent_log[0]
+    assert plan.queue == [] and "server" in log["error"]
+    assert log["calls"][0]["attempts"] == 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_timeout_is_retried_then_recorded(provider, server, space, history):
+    server.script(provider, [Reply(delay_s=1.5, text="late")] * 2)
+    policy = agent(provider, server, space, timeout_s=0.3, max_retries=1)
+    plan = run_round(policy, history, space)
+    assert "timeout" in plan.agent_log[0]["error"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_empty_content_is_an_agent_failure(provider, server, space, history):
+    server.script(provider, [Reply(text="")])
+    plan = run_round(agent(provider, server, space), history, space)
+    assert plan.queue == [] and "empty" in plan.agent_log[0]["error"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_key_never_reaches_logs_prompts_or_output_files(
+    provider, server, space, history, fresh, tmp_path, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    server.script(provider, [Reply(text=ideas_yaml(fresh)), Reply(status=401)])
+    plan = run_round(agent(provider, server, space), history, space)
+    failed = run_round(agent(provider, server, space), history, space)
+    assert "auth" in failed.agent_log[0]["error"]
+    out = tmp_path / "round.json"
+    out.write_text(json.dumps({"rows": plan.rows, "log": plan.agent_log + failed.agent_log}))
+    assert SECRET not in out.read_text()
+    assert SECRET not in caplog.text
+    assert SECRET not in plan.agent_log[0]["prompt"]
+    sent = server.requests[-2]
+    assert SECRET not in json.dumps(sent["body"])  # only in the auth header
+
+
+def test_the_prompt_has_every_part_of_the_papers_context(space, history):
+    history.proposals.append(
+        {"round": 0, "agent": "claude", "idea_name": "wide lr", "fate": "invalid",
+         "reason": "learning_rate: 0.5 is outside the space"}
+    )  # fmt: skip
+    prompt = build_prompt(
+        load_template(None), space, history, agent="claude", n=5, round_index=1,
+        settings=ContextSettings(), sweep_limit=8,
+    )  # fmt: skip
+    history.proposals.clear()
+    leader = history.leaderboard(1)[0]
+    assert f"| 1 | {leader.id} | {leader.val_ap:.4f} |" in prompt  # leaderboard with AP
+    assert "- backbone: " in prompt and "- encoder: " in prompt  # recent distribution
+    failure = history.failures(10)[-1]
+    assert f"- {failure.id} (" in prompt and "oom" in prompt  # failure summaries
+    assert "- learning_rate: a number in [1e-05, 0.01], log scale" in prompt  # schema
+    assert f"non-{leader.config['backbone']} backbone" in prompt  # diversity budget
+    assert f"non-{leader.config['encoder']} encoder" in prompt
+    assert failure.fingerprint in prompt  # banned configs
+    assert "wide lr (claude): invalid: learning_rate: 0.5 is outside the space" in prompt
+    assert "Propose 3 to 5 ideas" in prompt
+    assert "{{" not in prompt
+
+
+def test_a_user_template_is_checked_for_unknown_placeholders(tmp_path):
+    template = tmp_path / "mine.md"
+    template.write_text("Leaderboard:\n{{leaderboard}}\n{{ leaderbord }}\n")
+    with pytest.raises(TemplateError, match="leaderbord"):
+        load_template(template)
+    template.write_text("".join(f"{{{{{name}}}}}\n" for name in PLACEHOLDERS))
+    assert load_template(template)
+
+
+def test_without_a_key_the_rules_agent_stands_in_and_says_so(params, space):
+    agents = build_agents(["claude", "gemini", "tpe"], params, space, environ={})
+    assert [a.name for a in agents] == ["claude_rules", "gemini_rules", "tpe"]
+    assert [a.policy for a in agents] == ["rules", "rules", "tpe"]
+    assert "ANTHROPIC_API_KEY is not set" in agents[0].note
+    llm = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": SECRET})
+    assert llm[0].policy == "llm"
+    assert SECRET not in repr(vars(llm[0].provider))
