@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from expsearch.agents.dedup import Deduplicator
+from expsearch.agents.healing import Healer
 from expsearch.agents.history import History
 from expsearch.agents.plan import PlanSettings, plan_round
 from expsearch.agents.policy import Policy, PolicyError, RandomPolicy
@@ -160,3 +161,26 @@ def test_plan_settings_come_from_params(default_params):
     assert plan.sweep.auto_priorities == ("high",)
     rng_free = np.random.default_rng(0)  # settings hold no rng state
     assert rng_free is not None
+
+
+def test_failures_are_healed_once_through_the_queue(space, focal_config):
+    plans = {"oom": ["halve_batch_size"], "data": []}
+    rows = [
+        {"id": "f1", "config": focal_config, "status": "failed", "error_class": "oom"},
+        {"id": "f2", "config": focal_config | {"seq_len": 10}, "status": "failed",
+         "error_class": "data"},
+    ]  # fmt: skip
+    history = History.from_rows(rows, space)
+    plan = plan_round([], history, space, round_index=4, seed=0, settings=settings(),
+                      healer=Healer(space, plans))  # fmt: skip
+    by_parent = {row["parent_id"]: row for row in plan.rows}
+    healed = by_parent["f1"]
+    assert healed["fate"] == "kept" and healed["source"] == "heal"
+    assert healed["config"]["batch_size"] == 32 and healed["priority"] == "high"
+    assert by_parent["f2"]["fate"] == "unhealable"
+    assert "no remediation applies to a data failure" in by_parent["f2"]["reason"]
+    # Next round: both failures were answered in the proposals table.
+    later = History.from_rows(rows, space, proposals=plan.rows)
+    again = plan_round([], later, space, round_index=5, seed=0, settings=settings(),
+                       healer=Healer(space, plans))  # fmt: skip
+    assert again.rows == []

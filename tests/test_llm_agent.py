@@ -232,3 +232,29 @@ def test_without_a_key_the_rules_agent_stands_in_and_says_so(params, space):
     llm = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": SECRET})
     assert llm[0].policy == "llm"
     assert SECRET not in repr(vars(llm[0].provider))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_llm_diagnosis_can_only_pick_a_named_remediation(provider, server, space, focal_config):
+    from expsearch.agents.healing import Healer
+    from expsearch.agents.history import History
+    from expsearch.agents.registry import llm_diagnosis
+
+    settings = ProviderSettings(provider=provider, model=PROVIDERS[provider],
+                                api_key_env="K", base_url=server.url, max_retries=0)  # fmt: skip
+    diagnose = llm_diagnosis(make_provider(settings, {"K": SECRET}))
+    row = {"id": "f1", "config": focal_config, "status": "failed", "error_class": "oom",
+           "trace": "torch.OutOfMemoryError: CUDA out of memory"}  # fmt: skip
+    history = History.from_rows([row], space)
+    plans = {"oom": ["halve_batch_size", "fewer_epochs"]}
+    server.script(provider, [Reply(text="fewer_epochs")])
+    healer = Healer(space, plans, diagnose=diagnose)
+    assert healer.heal(history.experiments[0], history).idea_name == "fewer_epochs"
+    sent = json.dumps(server.requests[-1]["body"])
+    assert "CUDA out of memory" in sent and "halve_batch_size" in sent
+    server.script(provider, [Reply(text="Apply this patch:\n```diff\n- x\n+ y\n```")])
+    healed = healer.heal(history.experiments[0], history)
+    assert healed.idea_name == "halve_batch_size" and healer.log[-1]["chosen_by"] == "rules"
+    server.script(provider, [Reply(status=500)])
+    assert healer.heal(history.experiments[0], history).idea_name == "halve_batch_size"
+    assert "server" in healer.log[-1]["diagnosis_error"]

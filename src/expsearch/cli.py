@@ -229,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_propose(args: argparse.Namespace) -> int:
     from .agents.history import History
     from .agents.plan import PlanSettings, plan_round
-    from .agents.registry import build_agents
+    from .agents.registry import build_agents, build_healer
 
     params = load_params(args.params)
     space = Space.from_params(params)
@@ -241,7 +241,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, ideas_per_agent=args.n)
     agents = build_agents(args.policy, params, space, round_index=args.round)
     plan = plan_round(
-        agents, history, space, round_index=args.round, seed=args.seed, settings=settings
+        agents,
+        history,
+        space,
+        round_index=args.round,
+        seed=args.seed,
+        settings=settings,
+        healer=None if args.no_heal else build_healer(params, space),
     )
     text = dump_yaml(plan.rows)
     if args.out:
@@ -368,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     propose.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     propose.add_argument("--round", type=int, default=0, help="round number (default: 0)")
     propose.add_argument("--out", help="write the YAML here (atomically) instead of stdout")
+    propose.add_argument(
+        "--no-heal", action="store_true", help="do not re-queue healed failures (default: heal)"
+    )
     return parser
 
 

@@ -14,7 +14,10 @@ priority is in `sweep.auto_priorities` get auto-sweep variants (source
 deduplicated in order against finished, queued and running experiments and
 against those kept earlier in the round; the survivors are kept by priority
 (high, medium, low), taking agents in turn within a priority, up to the
-round budget. Fates: kept, duplicate, near_duplicate, invalid, over_budget.
+round budget. With a `healer`, every failed experiment that no heal has
+answered yet gets a row too: its healed config (source heal, parent the
+failure, high priority) or an `unhealable` row with the reason.
+Fates: kept, duplicate, near_duplicate, invalid, over_budget, unhealable.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from ..space import Space
 from .dedup import Deduplicator
+from .healing import Healer
 from .history import History
 from .policy import Policy, PolicyError
 from .proposal import PRIORITIES, AgentReport, Proposal, Rejection
@@ -93,6 +97,7 @@ def plan_round(
     seed: int,
     settings: PlanSettings,
     id_prefix: str = "",
+    healer: Healer | None = None,
 ) -> RoundPlan:
     rows: list[dict[str, Any]] = []
     reports: list[AgentReport] = []
@@ -112,12 +117,15 @@ def plan_round(
                 rows += _sweep_rows(base, proposal, agent, settings.sweep)
         for number, rejection in enumerate(agent.report.rejections):
             rows.append(_rejection_row(f"{stem}-x{number:02d}", round_index, agent, rejection))
+    if healer is not None:
+        rows += _heal_rows(healer, history, round_index, id_prefix)
     _deduplicate(rows, history, space, settings)
     _apply_budget(rows, settings.budget)
     return RoundPlan(round_index, rows, reports)
 
 
-def _row(row_id: str, round_index: int, agent: Policy, proposal: Proposal) -> dict[str, Any]:
+def _row(row_id: str, round_index: int, agent: Any, proposal: Proposal) -> dict[str, Any]:
+    """A candidate row; `agent` is anything with `name` and `policy`."""
     return {
         "id": row_id,
         "round": round_index,
@@ -156,7 +164,43 @@ def _sweep_rows(base: dict, proposal: Proposal, agent: Policy, sweep: SweepSetti
     return out
 
 
-def _rejection_row(row_id: str, round_index: int, agent: Policy, rejection: Rejection) -> dict:
+class _HealerAgent:
+    name, policy = "healer", "heal"
+
+
+def _heal_rows(healer: Healer, history: History, round_index: int, id_prefix: str) -> list[dict]:
+    """One row per failed experiment that no heal has answered yet: the healed
+    config (source heal, high priority), or an `unhealable` row with the reason,
+    so a failure is considered once, not again every round."""
+    answered = {row.get("parent_id") for row in history.proposals if row.get("source") == "heal"}
+    answered |= {exp.parent_id for exp in history.experiments if exp.source == "heal"}
+    rows = []
+    pending = [exp for exp in history.failed() if exp.id not in answered]
+    for number, failed in enumerate(pending):
+        row_id = f"{id_prefix}r{round_index:04d}-healer-{number:02d}"
+        healed = healer.heal(failed, history)
+        if healed is not None:
+            rows.append(_row(row_id, round_index, _HealerAgent, healed))
+            continue
+        rows.append(
+            _rejection_row(
+                row_id,
+                round_index,
+                _HealerAgent,
+                Rejection(
+                    "healer",
+                    dict(failed.raw_config),
+                    healer.log[-1]["outcome"],
+                    source="heal",
+                    fate="unhealable",
+                ),
+            )  # fmt: skip
+        )
+        rows[-1]["parent_id"] = failed.id
+    return rows
+
+
+def _rejection_row(row_id: str, round_index: int, agent: Any, rejection: Rejection) -> dict:
     idea = rejection.idea
     return {
         "id": row_id,

@@ -22,7 +22,7 @@ PRIORITIES = ("high", "medium", "low")
 # Where a config came from (DESIGN.md's experiment row, plus `heal` for a
 # config that self-healing re-queued with a remediation).
 SOURCES = ("llm", "sweep", "random", "tpe", "rules", "heal", "import")
-FATES = ("kept", "duplicate", "near_duplicate", "invalid", "over_budget")
+FATES = ("kept", "duplicate", "near_duplicate", "invalid", "over_budget", "unhealable")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Rejection:
     idea_name: str | None = None
     priority: str | None = None
     rationale: str = ""
-    fate: str = "invalid"  # or duplicate / over_budget, decided by the policy itself
+    fate: str = "invalid"  # or duplicate / over_budget / unhealable, decided where it arose
 
 
 @dataclass
