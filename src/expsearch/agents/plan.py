@@ -182,20 +182,9 @@ def _heal_rows(healer: Healer, history: History, round_index: int, id_prefix: st
         if healed is not None:
             rows.append(_row(row_id, round_index, _HealerAgent, healed))
             continue
-        rows.append(
-            _rejection_row(
-                row_id,
-                round_index,
-                _HealerAgent,
-                Rejection(
-                    "healer",
-                    dict(failed.raw_config),
-                    healer.log[-1]["outcome"],
-                    source="heal",
-                    fate="unhealable",
-                ),
-            )  # fmt: skip
-        )
+        reason = healer.log[-1]["outcome"]
+        why = Rejection("healer", dict(failed.raw_config), reason, source="heal", fate="unhealable")
+        rows.append(_rejection_row(row_id, round_index, _HealerAgent, why))
         rows[-1]["parent_id"] = failed.id
     return rows
 
