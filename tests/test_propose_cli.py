@@ -84,3 +84,26 @@ def test_failures_in_the_history_are_healed_unless_told_not_to(capsys, history_f
         capsys, "propose", "--policy", "random", "--history", str(history_file), "--no-heal"
     )
     assert not [row for row in load_yaml(out) if row["agent"] == "healer"]
+
+
+def test_propose_with_claude_through_the_sdk(capsys, tmp_path, params, space, monkeypatch):
+    from .llm_server import LLMTestServer, Reply
+
+    ideas = [
+        {"idea_name": "a", "priority": "medium", **c.to_dict()} for c in space.sample(2, seed=4)
+    ]
+    ideas.append({"idea_name": "broken", "learning_rate": 5.0})
+    with LLMTestServer() as server:
+        params["agents"]["llm"]["claude"]["base_url"] = server.url
+        params_file = tmp_path / "params.yaml"
+        params_file.write_text(dump_yaml(params))
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-cli-SECRET")
+        server.script("anthropic", [Reply(text="```yaml\n" + dump_yaml(ideas) + "```")])
+        code = main(["propose", "--params", str(params_file), "--policy", "claude", "--n", "3"])
+    out, err = capsys.readouterr()
+    rows = load_yaml(out)
+    assert code == 0, err
+    assert [row["fate"] for row in rows] == ["kept", "kept", "invalid"]
+    assert "missing" in rows[2]["reason"] and "learning_rate" in rows[2]["reason"]
+    assert "claude (llm);" in err and "tokens" in err
+    assert "sk-cli-SECRET" not in out + err

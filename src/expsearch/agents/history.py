@@ -138,14 +138,7 @@ def _experiment(row: Mapping[str, Any], space: Space, index: int) -> Experiment:
         if key not in row or row[key] is None:
             raise HistoryError(f"{where}: missing `{key}`")
     where = f"experiment {row['id']!r}"
-    raw = row["config"]
-    if isinstance(raw, str):  # parquet and CSV hold the config as JSON text
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise HistoryError(f"{where}: `config` is not JSON: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise HistoryError(f"{where}: `config` must be a mapping, got {type(raw).__name__}")
+    raw = _mapping(row["config"], f"{where}: `config`")
     if row["status"] not in STATUSES:
         raise HistoryError(f"{where}: status {row['status']!r} is not one of {list(STATUSES)}")
     try:
@@ -178,6 +171,7 @@ def _text(value: Any) -> str | None:
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
+    """A mapping, or its JSON text (parquet holds nested values as text)."""
     if _missing(value) or value == "":
         return {}
     if isinstance(value, str):
