@@ -24,10 +24,12 @@ validate(config, "workflow/schemas/params.schema.yaml")
 include: "workflow/rules/space.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/campaign.smk"
 
 
 rule all:
     input:
         rules.space_summary.output,
         STORES,
+        rules.dataset.output,
     default_target: True

@@ -40,8 +40,8 @@ def test_unknown_top_level_key(params):
 
 
 def test_unknown_key_in_a_reserved_section(params):
-    params["campaign"] = {"rounds": 3}
-    assert _problems(params) == {"campaign.rounds": "unknown key; this section takes no keys yet"}
+    params["analysis"] = {"rounds": 3}
+    assert _problems(params) == {"analysis.rounds": "unknown key; this section takes no keys yet"}
 
 
 def test_missing_section(params):
@@ -177,3 +177,12 @@ def test_an_llm_agent_names_its_key_variable_never_the_key(params):
 def test_unknown_remediation_in_a_healing_plan(params):
     params["agents"]["healing"]["plans"]["oom"] = ["patch_code"]
     assert "agents.healing.plans.oom[0]" in _problems(params)
+
+
+def test_campaign_agents_and_limits_are_checked(params):
+    campaign = params["campaign"]["campaigns"]["agents"]
+    campaign["agents"] = ["rules", "oracle"]
+    campaign["limits"] = {"width": [64, 96]}
+    problems = _problems(params)
+    assert "['oracle']" in problems["campaign.campaigns.agents.agents"]
+    assert "[96]" in problems["campaign.campaigns.agents.limits.width"]

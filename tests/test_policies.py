@@ -162,3 +162,20 @@ def test_tpe_suggests_conditional_dimensions_only_where_they_apply(space, histor
     for p in proposals:
         assert ("focal_gamma" in p.config) == (p.config["loss"] == "focal")
         assert ("smoothing_epsilon" in p.config) == (p.config["loss"] == "label_smoothing")
+
+
+NARROW = {"backbone": ["vjepa2"], "width": [64], "depth": [1], "epochs": [5], "seq_len": [10],
+          "batch_size": [64], "loss": ["bce"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(OFFLINE))
+def test_a_subspace_with_pinned_dimensions_is_searched(name, space):
+    """Campaign limits may pin dimensions to one value: policies must still work."""
+    narrow = space.restrict(NARROW)
+    history = make_history(narrow, n=20)
+    for rng_seed in range(3):
+        proposals = OFFLINE[name](narrow).propose(history, 4, np.random.default_rng(rng_seed))
+        assert len(proposals) == 4
+        for proposal in proposals:
+            assert narrow.validate(proposal.config.to_dict()) == proposal.config
+            assert proposal.config["backbone"] == "vjepa2"

@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from expsearch.data.splits import load_manifest
@@ -47,12 +48,15 @@ def repo(tmp_path) -> Path:
 
 def small(repo: Path) -> None:
     """Shrink the embedded default to seconds: 12 clips, two backbones and
-    their fusion (the space's backbone dimension follows, as a user would)."""
+    their fusion (the space's backbone dimension follows, as a user would),
+    one round of two configs per campaign."""
     params = load_yaml_file(repo / "params.yaml")
     params["data"]["synthetic"]["n"] = 12
     params["features"]["backbones"] = ["vjepa2", "dinov2_b"]
     params["features"]["fusions"] = {"vjepa2_dinov2": ["vjepa2", "dinov2_b"]}
     params["space"]["dimensions"]["backbone"]["values"] = ["vjepa2", "dinov2_b", "vjepa2_dinov2"]
+    for campaign in params["campaign"]["campaigns"].values():
+        campaign.update(rounds=1, shards=1, budget_per_round=2, ideas_per_agent=2)
     (repo / "params.yaml").write_text(dump_yaml(params))
 
 
@@ -91,7 +95,7 @@ def test_an_edited_space_reruns_with_the_new_count(repo):
     assert json.loads((repo / SUMMARY).read_text())["discrete_cells"] == 18_000
 
 
-def test_data_split_and_features_end_to_end(repo):
+def test_data_features_and_campaigns_end_to_end(repo):
     small(repo)
     run = snakemake(repo)
     assert run.returncode == 0, run.stderr
@@ -107,6 +111,9 @@ def test_data_split_and_features_end_to_end(repo):
         len(store.ids) == 12 and store.index["weights"] == "random" for store in stores.values()
     )
     assert stores["vjepa2_dinov2"].width == stores["vjepa2"].width + stores["dinov2_b"].width
+    experiments = pd.read_parquet(repo / "results/dataset/experiments.parquet")
+    assert sorted(experiments["campaign"]) == ["agents", "agents", "random", "random"]
+    assert set(experiments["status"]) <= {"ok", "failed"}
     again = snakemake(repo)
     assert again.returncode == 0 and "Nothing to be done" in again.stderr
 
@@ -199,3 +206,19 @@ def test_ci_script_runs_the_readme_test_command():
     assert "make test" in ci
     first_block = readme.split("```")[1]
     assert first_block.split() == ["make", "run", "make", "test"]
+
+
+def test_a_campaign_of_hundreds_of_rounds_builds_its_dag(repo):
+    """The paper's agents ran 1,600 cycles; a naive round chain hits Python's
+    recursion limit near 140 rounds. 400 rounds x (1 + 2 + 1) jobs must build."""
+    params = load_yaml_file(repo / "params.yaml")
+    params["campaign"]["campaigns"] = {
+        "deep": {"agents": ["rules"], "rounds": 400, "shards": 2, "budget_per_round": 4,
+                 "ideas_per_agent": 4},
+    }  # fmt: skip
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    run = snakemake(repo, "results/dataset/summary.json", "--dry-run", "--quiet", "rules")
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = dict(line.split()[:2] for line in run.stdout.splitlines() if line.split()[:1] in
+                  (["propose"], ["shard"], ["collect"]))  # fmt: skip
+    assert counts == {"propose": "400", "shard": "800", "collect": "400"}

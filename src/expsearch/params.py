@@ -113,6 +113,20 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
                 )
             )
     agents = params["agents"]
+    known = {"random", "tpe", "rules", *agents["llm"]}
+    for name, campaign in params["campaign"]["campaigns"].items():
+        unknown = [agent for agent in campaign["agents"] if agent not in known]
+        if unknown:
+            problems.append(
+                (
+                    f"campaign.campaigns.{name}.agents",
+                    f"{unknown}: expected agents of {sorted(known)}",
+                )
+            )
+        try:
+            space.restrict(campaign.get("limits") or {})
+        except SpaceError as exc:
+            problems.append((f"campaign.campaigns.{name}.{exc.key}", str(exc).split(": ", 1)[1]))
     for name in agents["llm"]:
         if name in ("random", "tpe", "rules"):
             problems.append(

@@ -20,6 +20,7 @@ is true, so model-size knobs can be searched without changing the paper's
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -218,6 +219,38 @@ class Space:
         for name, spec in space["dimensions"].items():
             built[name] = _build_dimension(name, spec, built)
         return cls(list(built.values()))
+
+    def restrict(self, limits: Mapping[str, Any]) -> Space:
+        """A subspace: categorical dimensions keep only the listed values, float
+        dimensions take narrower [low, high]. `limits` maps a dimension name to
+        a list (categorical) or {low, high} (float); the result is checked
+        like any space (SpaceError names a value that is not in the space)."""
+        dimensions = []
+        for name, dim in self.dimensions.items():
+            limit = limits.get(name)
+            if limit is None:
+                dimensions.append(dim)
+                continue
+            path = f"limits.{name}"
+            if dim.categorical:
+                values = tuple(limit)
+                outside = [v for v in values if v not in dim.values]
+                if outside or not values:
+                    raise SpaceError(
+                        path, f"{outside or 'no values'}: expected values of {dim.values}"
+                    )
+                dimensions.append(dataclasses.replace(dim, values=values))
+            else:
+                low, high = float(limit["low"]), float(limit["high"])
+                if not dim.low <= low < high <= dim.high:
+                    raise SpaceError(
+                        path, f"[{low:g}, {high:g}] is not inside [{dim.low:g}, {dim.high:g}]"
+                    )
+                dimensions.append(dataclasses.replace(dim, low=low, high=high))
+        unknown = sorted(set(limits) - set(self.dimensions))
+        if unknown:
+            raise SpaceError("limits", f"unknown dimensions {unknown}; the space has {self.names}")
+        return Space(dimensions)
 
     # ------------------------------------------------------------- properties
     @property

@@ -55,6 +55,8 @@ def perturb(dim: Dimension, value: Any, rng: np.random.Generator) -> Any:
     value, preferring neighbours in the listed order)."""
     if dim.categorical:
         others = [v for v in dim.values if v != value]
+        if not others:
+            raise ValueError(f"{dim.name} has the single value {value!r}: nothing to perturb to")
         if value in dim.values:
             near = [v for v in neighbours(dim, value) if v is not None]
             if near and rng.random() < 0.7:

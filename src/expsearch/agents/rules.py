@@ -71,6 +71,8 @@ class RulesPolicy(Policy):
     # --------------------------------------------------------------- exploring
     def _least_used(self, name: str, usage, rng, avoid: Any = None) -> Any:
         values = [v for v in self.space.dimensions[name].values if v != avoid]
+        if not values:  # a subspace with a single value: nothing else to explore
+            return avoid
         fewest = min(usage[name][v] for v in values)
         ties = [v for v in values if usage[name][v] == fewest]
         choice = ties[int(rng.integers(len(ties)))]
@@ -138,8 +140,15 @@ class RulesPolicy(Policy):
         )
 
     def _mutate(self, config: Config, rng) -> tuple[Config, list[str]]:
-        names = [name for name in config if name not in ARCHITECTURE]
-        count = 1 if rng.random() < 0.6 else 2
+        # Only dimensions that can change (a subspace may pin some to one value).
+        names = [
+            name
+            for name in config
+            if name not in ARCHITECTURE
+            and not (self.space.dimensions[name].categorical
+                     and len(self.space.dimensions[name].values) < 2)
+        ]  # fmt: skip
+        count = min(len(names), 1 if rng.random() < 0.6 else 2)
         chosen = [names[i] for i in rng.choice(len(names), size=count, replace=False)]
         changes = {name: perturb(self.space.dimensions[name], config[name], rng) for name in chosen}
         return replace(self.space, config, changes, rng), chosen

@@ -1,0 +1,213 @@
+"""The three steps of a round: propose, train a shard, collect.
+
+    plan = propose_round(settings, params, round_index)        # round_<r>/plan.json
+    summary = run_shard(settings, params, round_index, shard)  # round_<r>/shard_<s>.json
+    rows = collect_round(settings, round_index)                # round_<r>/experiments.jsonl
+
+propose reads the ledger of earlier rounds, lets the campaign's agents
+propose (plus self-healing of earlier failures), plans the round (sweeps,
+dedup, budget) and packs the kept configs into shards. A shard trains its
+configs one after another in one process (features loaded once per
+backbone); a config whose metrics.json is already there is skipped, so a
+killed shard resumes; a failed config is recorded with its error class and
+the shard goes on. collect turns the plan and the metrics into the round's
+experiment rows (DESIGN.md's fields). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..agents.plan import plan_round
+from ..agents.registry import build_agents, build_healer
+from ..atomic import atomic_write_text
+from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
+from ..training.trainer import TrainSettings
+from .ledger import jsonl_text, ledger_history, read_json
+from .settings import CampaignSettings
+from .shards import pack
+
+TRACE_TAIL = 4000  # characters of a failed run's traceback kept in its ledger row
+FROM_METRICS = (
+    "val_ap", "test_ap", "val_auc", "test_auc", "val_horizon_map", "test_horizon_map",
+    "best_epoch", "epochs_run", "started", "finished", "code_version", "device", "peak_memory_mb",
+)  # fmt: skip
+NO_METRICS = {
+    "status": "failed",
+    "error_class": "crash",
+    "error": "no metrics.json: the shard ended without recording this config",
+}
+NO_LLM = {"llm_input_tokens": 0, "llm_output_tokens": 0, "llm_cost_usd": 0.0}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def propose_round(
+    settings: CampaignSettings,
+    params: Mapping[str, Any],
+    round_index: int,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, Any]:
+    history = ledger_history(settings, round_index)
+    agents = build_agents(
+        settings.agents, params, settings.space, round_index=round_index, environ=environ
+    )
+    healer = build_healer(params, settings.space, environ)
+    plan = plan_round(
+        agents,
+        history,
+        settings.space,
+        round_index=round_index,
+        seed=settings.seed,
+        settings=settings.plan,
+        id_prefix=f"{settings.name}-",
+        healer=healer,
+    )
+    queue = plan.queue
+    document = {
+        "campaign": settings.name,
+        "round": round_index,
+        "created": _now(),
+        "rows": plan.rows,
+        "agent_log": plan.agent_log,
+        "heal_log": healer.log,
+        "shards": pack(queue, settings.shards),
+    }
+    atomic_write_text(settings.plan_file(round_index), json.dumps(document, indent=1) + "\n")
+    return document
+
+
+def _finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of an earlier attempt, if it finished (ok or failed)."""
+    try:
+        metrics = json.loads((run_dir / METRICS).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return metrics if metrics.get("status") in ("ok", "failed") else None
+
+
+def run_shard(
+    settings: CampaignSettings,
+    params: Mapping[str, Any],
+    round_index: int,
+    shard: int,
+    *,
+    manifest: str | Path = "results/split/manifest.json",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    plan = read_json(settings.plan_file(round_index))
+    rows = {row["id"]: row for row in plan["rows"]}
+    ids = plan["shards"][shard] if shard < len(plan["shards"]) else []
+    train = TrainSettings.from_params(params["training"])
+    data_root = Path(params["features"]["root"])
+    manifest = Path(manifest)
+    tasks = TaskCache(data_root, manifest, manifest.parent / "clips.csv", train.torch_device())
+    started, start = _now(), time.perf_counter()
+    results = []
+    for number, experiment_id in enumerate(ids, start=1):
+        run_dir = settings.run_dir(round_index, experiment_id)
+        metrics = _finished_metrics(run_dir)
+        resumed = metrics is not None
+        if not resumed:
+            overrides = rows[experiment_id].get("settings_overrides") or {}
+            metrics = run_experiment(
+                rows[experiment_id]["config"],
+                settings.space,
+                tasks,
+                dataclasses.replace(train, **overrides),
+                run_dir,
+            )
+        outcome = (
+            f"val AP {metrics['val_ap']:.3f}" if metrics["status"] == "ok"
+            else f"failed ({metrics['error_class']})"
+        )  # fmt: skip
+        log(
+            f"[{settings.name} round {round_index} shard {shard}] {number}/{len(ids)} "
+            f"{experiment_id}: {outcome}{' (done earlier)' if resumed else ''}"
+            f" in {metrics['seconds']:.1f} s"
+        )
+        results.append(
+            {
+                "id": experiment_id,
+                "status": metrics["status"],
+                "error_class": metrics["error_class"],
+                "seconds": metrics["seconds"],
+                "resumed": resumed,
+            }
+        )
+    summary = {
+        "campaign": settings.name,
+        "round": round_index,
+        "shard": shard,
+        "started": started,
+        "finished": _now(),
+        "seconds": round(time.perf_counter() - start, 3),
+        "device": str(train.torch_device()),
+        "results": results,
+    }
+    atomic_write_text(settings.shard_file(round_index, shard), json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def collect_round(settings: CampaignSettings, round_index: int) -> list[dict[str, Any]]:
+    plan = read_json(settings.plan_file(round_index))
+    shard_of = {eid: s for s, ids in enumerate(plan["shards"]) for eid in ids}
+    for shard in range(len(plan["shards"])):
+        read_json(settings.shard_file(round_index, shard))  # every shard must have finished
+    kept = [row for row in plan["rows"] if row["fate"] == "kept"]
+    llm_cost = _llm_shares(plan, kept)
+    experiments = []
+    for row in sorted(kept, key=lambda row: row["queue_position"]):
+        run_dir = settings.run_dir(round_index, row["id"])
+        metrics = _finished_metrics(run_dir) or NO_METRICS
+        trace = run_dir / TRACE
+        experiments.append(
+            {
+                "id": row["id"],
+                "campaign": settings.name,
+                "round": round_index,
+                "agent": row["agent"],
+                "policy": row["policy"],
+                "source": row["source"],
+                "parent_id": row["parent_id"],
+                "priority": row["priority"],
+                "config": row["config"],
+                "fingerprint": row["fingerprint"],
+                "settings_overrides": row.get("settings_overrides") or {},
+                "shard": shard_of.get(row["id"]),
+                "status": metrics["status"],
+                "error_class": metrics.get("error_class"),
+                "error": metrics.get("error"),
+                "trace": trace.read_text()[-TRACE_TAIL:] if trace.exists() else None,
+                **{key: metrics.get(key) for key in FROM_METRICS},
+                "device_seconds": metrics.get("seconds"),
+                "queued": plan["created"],
+                **llm_cost.get(row["id"], NO_LLM),
+            }
+        )
+    atomic_write_text(settings.experiments_file(round_index), jsonl_text(experiments))
+    return experiments
+
+
+def _llm_shares(plan: Mapping[str, Any], kept: list[dict[str, Any]]) -> dict[str, dict]:
+    """Each agent's LLM tokens and cost of the round, shared equally by the
+    configs of that agent that were kept (so campaign totals add up)."""
+    shares = {}
+    for entry in plan["agent_log"]:
+        mine = [row["id"] for row in kept if row["agent"] == entry["agent"]]
+        for experiment_id in mine:
+            shares[experiment_id] = {
+                "llm_input_tokens": entry["input_tokens"] / len(mine),
+                "llm_output_tokens": entry["output_tokens"] / len(mine),
+                "llm_cost_usd": entry["cost_usd"] / len(mine),
+            }
+    return shares

@@ -1,0 +1,126 @@
+# Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect.
+# Round r's proposal reads the ledger of rounds < r through round r-1's
+# experiments file, so the DAG is static: rounds x (1 + S + 1) jobs. Every
+# campaign in params.yaml runs side by side on the same feature stores.
+
+import sys
+
+# DAG construction recurses once per dependency link (three per round);
+# Python's default limit breaks at about 140 rounds, campaigns run hundreds.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
+
+CAMPAIGN = PARAMS["campaign"]
+CAMPAIGNS = CAMPAIGN["campaigns"]
+CROOT = CAMPAIGN["root"]
+DATASET = f"{RESULTS}/dataset"
+# What a round's jobs read of params (a change reruns the rounds it affects).
+CAMPAIGN_PARAMS = {key: PARAMS[key] for key in ("space", "agents", "campaign", "training", "features")}
+
+
+def round_path(campaign, round_index, name):
+    return f"{CROOT}/{campaign}/round_{int(round_index):04d}/{name}"
+
+
+def previous_round(wildcards):
+    r = int(wildcards.round)
+    return [] if r == 0 else [round_path(wildcards.campaign, r - 1, "experiments.jsonl")]
+
+
+def round_shards(wildcards):
+    shards = CAMPAIGNS[wildcards.campaign]["shards"]
+    return [round_path(wildcards.campaign, wildcards.round, f"shard_{s:03d}.json") for s in range(shards)]
+
+
+def all_rounds(name):
+    return [
+        round_path(campaign, r, name)
+        for campaign, spec in CAMPAIGNS.items()
+        for r in range(spec["rounds"])
+    ]
+
+
+wildcard_constraints:
+    campaign="|".join(CAMPAIGNS),
+    round=r"\d{4}",
+    shard=r"\d{3}",
+
+
+rule propose:
+    input:
+        previous_round,
+    output:
+        f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+    params:
+        params=CAMPAIGN_PARAMS,
+    localrule: True
+    log:
+        f"{RESULTS}/logs/campaigns/{{campaign}}/propose_{{round}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/propose.py"
+
+
+rule shard:
+    input:
+        plan=f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+        manifest=MANIFEST,
+        stores=STORES,
+    output:
+        f"{CROOT}/{{campaign}}/round_{{round}}/shard_{{shard}}.json",
+    params:
+        params=CAMPAIGN_PARAMS,
+    threads: CAMPAIGN["resources"]["shard"]["cpus"]
+    resources:
+        slurm_partition=CAMPAIGN["resources"]["shard"]["slurm_partition"],
+        gpu=CAMPAIGN["resources"]["shard"]["gpu"],
+        mem_mb=CAMPAIGN["resources"]["shard"]["mem_mb"],
+        runtime=CAMPAIGN["resources"]["shard"]["runtime"],
+    log:
+        f"{RESULTS}/logs/campaigns/{{campaign}}/shard_{{round}}_{{shard}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/train_shard.py"
+
+
+rule collect:
+    input:
+        plan=f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+        shards=round_shards,
+    output:
+        f"{CROOT}/{{campaign}}/round_{{round}}/experiments.jsonl",
+    params:
+        params=CAMPAIGN_PARAMS,
+    resources:
+        slurm_partition=CAMPAIGN["resources"]["collect"]["slurm_partition"],
+        mem_mb=CAMPAIGN["resources"]["collect"]["mem_mb"],
+        runtime=CAMPAIGN["resources"]["collect"]["runtime"],
+    log:
+        f"{RESULTS}/logs/campaigns/{{campaign}}/collect_{{round}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/collect_round.py"
+
+
+rule dataset:
+    input:
+        all_rounds("experiments.jsonl"),
+    output:
+        experiments=f"{DATASET}/experiments.parquet",
+        proposals=f"{DATASET}/proposals.parquet",
+        agent_log=f"{DATASET}/agent_log.jsonl",
+        summary=f"{DATASET}/summary.json",
+    params:
+        params=CAMPAIGN_PARAMS,
+    resources:
+        slurm_partition=CAMPAIGN["resources"]["collect"]["slurm_partition"],
+        mem_mb=CAMPAIGN["resources"]["collect"]["mem_mb"],
+        runtime=CAMPAIGN["resources"]["collect"]["runtime"],
+    log:
+        f"{RESULTS}/logs/dataset.log",
+    conda:
+        ENV
+    script:
+        "../scripts/compile_dataset.py"
