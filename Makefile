@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	python benchmarks/bench_space.py --out results/bench/space.json
 	python benchmarks/bench_agents.py --out results/bench/agents.json
+	python benchmarks/bench_scheduling.py --out results/bench/scheduling.json
 	python benchmarks/bench_data.py --out results/bench/data.json
 	python benchmarks/bench_training.py --out results/bench/training.json --sizes embedded
 	python benchmarks/bench_training.py --out results/bench/training_paper.json --sizes paper \

@@ -137,3 +137,21 @@ def test_the_dataset_holds_every_campaign(campaign_params, task_files, tmp_path)
 def test_unknown_campaign_and_bad_limits_are_named(campaign_params):
     with pytest.raises(ValueError, match="unknown campaign 'nope'"):
         CampaignSettings.from_params(campaign_params, "nope")
+
+
+def test_the_scheduling_simulation_counts_idle_devices():
+    from expsearch.campaign.simulate import SimulationSettings, simulate
+
+    ideal = SimulationSettings(devices=4, rounds=3, configs_per_round=8, shards=4,
+                               minutes=(5.0, 5.0), propose_s=0.0, collect_s=0.0,
+                               estimate_error=0.0)  # fmt: skip
+    result = simulate(ideal)
+    assert result["busy_fraction"] == 1.0 and result["experiments"] == 24
+    assert result["experiments_per_device_hour"] == 12.0  # 5-minute jobs, no idle time
+    # A proposal step with no device in use idles all devices for its duration.
+    slow = simulate(SimulationSettings(**{**ideal.__dict__, "propose_s": 600.0}))
+    assert slow["busy_fraction"] == 0.5
+    # Round barriers with uneven jobs idle devices; campaigns side by side fill them.
+    alone = simulate(SimulationSettings(rounds=10))
+    together = simulate(SimulationSettings(rounds=10, campaigns=2))
+    assert alone["busy_fraction"] < together["busy_fraction"] <= 1.0
