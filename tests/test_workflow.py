@@ -127,8 +127,12 @@ def test_slurm_profile_dry_run_builds_the_dag(repo):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    for rule in ("space_summary", "synthesize", "split", "extract_features", "fuse_features"):
-        assert rule in run.stdout
+    for rule in ("space_summary", "synthesize", "split", "extract_features", "fuse_features",
+                 "propose", "shard", "collect", "dataset"):  # fmt: skip
+        assert f"rule {rule}:" in run.stdout
+    shard = run.stdout[run.stdout.index("rule shard:") :]
+    resources = next(line for line in shard.splitlines() if "resources:" in line)
+    assert "slurm_partition=gpu" in resources and "gpu=1" in resources
 
 
 def test_conda_env_pins_match_pyproject():
