@@ -44,6 +44,7 @@ NO_METRICS = {
     "error_class": "crash",
     "error": "no metrics.json: the shard ended without recording this config",
 }
+SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES", "SLURM_NODELIST")
 NO_LLM = {"llm_input_tokens": 0, "llm_output_tokens": 0, "llm_cost_usd": 0.0}
 
 
@@ -152,6 +153,8 @@ def run_shard(
         "finished": _now(),
         "seconds": round(time.perf_counter() - start, 3),
         "device": str(train.torch_device()),
+        # Where the job ran, when a scheduler says so (SLURM sets these).
+        "slurm": {key: os.environ.get(key) for key in SLURM_KEYS},
         "results": results,
     }
     atomic_write_text(settings.shard_file(round_index, shard), json.dumps(summary, indent=1) + "\n")
