@@ -29,9 +29,9 @@ def campaign_params(params, task_files, tmp_path):
     params["campaign"]["root"] = str(tmp_path / "campaigns")
     params["campaign"]["campaigns"] = {
         "tiny": {"agents": ["rules", "random"], "rounds": 2, "shards": 2,
-                 "budget_per_round": 3, "ideas_per_agent": 2, "limits": LIMITS},
+                 "budget_per_round": 3, "ideas_per_agent": 2, "limits": dict(LIMITS)},
         "base": {"agents": ["random"], "rounds": 1, "shards": 1,
-                 "budget_per_round": 2, "ideas_per_agent": 2, "limits": LIMITS},
+                 "budget_per_round": 2, "ideas_per_agent": 2, "limits": dict(LIMITS)},
     }  # fmt: skip
     return params
 
@@ -155,3 +155,22 @@ def test_the_scheduling_simulation_counts_idle_devices():
     alone = simulate(SimulationSettings(rounds=10))
     together = simulate(SimulationSettings(rounds=10, campaigns=2))
     assert alone["busy_fraction"] < together["busy_fraction"] <= 1.0
+
+
+def test_the_next_round_heals_a_failure_from_the_ledger(campaign_params, task_files):
+    campaign = campaign_params["campaign"]["campaigns"]["base"]
+    campaign.update(rounds=2, limits={**LIMITS, "batch_size": [32, 64]})
+    settings = CampaignSettings.from_params(campaign_params, "base")
+    run_round(settings, campaign_params, task_files, 0)
+    # Round 0's first config ran out of memory (as recorded in the ledger).
+    path = settings.experiments_file(0)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0].update(status="failed", error_class="oom", val_ap=None,
+                   trace="torch.OutOfMemoryError: CUDA out of memory")  # fmt: skip
+    rows[0]["config"]["batch_size"] = 64
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    plan = propose_round(settings, campaign_params, 1, environ={})
+    heals = [row for row in plan["rows"] if row["source"] == "heal"]
+    assert len(heals) == 1 and heals[0]["parent_id"] == rows[0]["id"]
+    assert heals[0]["fate"] == "kept" and heals[0]["config"]["batch_size"] == 32
+    assert plan["heal_log"][0]["remediation"] == "halve_batch_size"
