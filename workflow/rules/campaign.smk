@@ -2,41 +2,7 @@
 # Round r's proposal reads the ledger of rounds < r through round r-1's
 # experiments file, so the DAG is static: rounds x (1 + S + 1) jobs. Every
 # campaign in params.yaml runs side by side on the same feature stores.
-
-import sys
-
-# DAG construction recurses once per dependency link (three per round);
-# Python's default limit breaks at about 140 rounds, campaigns run hundreds.
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
-
-CAMPAIGN = PARAMS["campaign"]
-CAMPAIGNS = CAMPAIGN["campaigns"]
-CROOT = CAMPAIGN["root"]
-DATASET = f"{RESULTS}/dataset"
-# What a round's jobs read of params (a change reruns the rounds it affects).
-CAMPAIGN_PARAMS = {key: PARAMS[key] for key in ("space", "agents", "campaign", "training", "features")}
-
-
-def round_path(campaign, round_index, name):
-    return f"{CROOT}/{campaign}/round_{int(round_index):04d}/{name}"
-
-
-def previous_round(wildcards):
-    r = int(wildcards.round)
-    return [] if r == 0 else [round_path(wildcards.campaign, r - 1, "experiments.jsonl")]
-
-
-def round_shards(wildcards):
-    shards = CAMPAIGNS[wildcards.campaign]["shards"]
-    return [round_path(wildcards.campaign, wildcards.round, f"shard_{s:03d}.json") for s in range(shards)]
-
-
-def all_rounds(name):
-    return [
-        round_path(campaign, r, name)
-        for campaign, spec in CAMPAIGNS.items()
-        for r in range(spec["rounds"])
-    ]
+# Paths and input functions are in common.smk.
 
 
 wildcard_constraints:
