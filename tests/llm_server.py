@@ -125,7 +125,9 @@ def _tokens(text: str) -> int:
 
 
 def _success(provider: str, model: str, request: dict, reply: Reply) -> dict:
-    tokens_in = reply.input_tokens or _tokens(json.dumps(request))
+    tokens_in = (
+        reply.input_tokens if reply.input_tokens is not None else _tokens(json.dumps(request))
+    )
     tokens_out = reply.output_tokens if reply.output_tokens is not None else _tokens(reply.text)
     if provider == "anthropic":
         content = [{"type": "text", "text": reply.text}] if reply.text else []

@@ -2,6 +2,7 @@
 
     settings = ProviderSettings.from_dict("agents.llm.claude", params["agents"]["llm"]["claude"])
     provider = make_provider(settings)               # the key from os.environ[settings.api_key_env]
+    # tests: make_provider(settings, {"VAR": "key"}, sleep=waits.append)  records the backoff
     reply = provider.complete(system, prompt)        # LLMReply: text, tokens, cost_usd, attempts
     # or ProviderError with .kind: missing_key | auth | rate_limit | server | timeout
     #                              | connection | bad_request | empty
@@ -14,11 +15,14 @@ retried `max_retries` times with exponential backoff (a numeric
 `retry-after` header wins, capped at 60 s); auth and other 4xx errors, and
 an empty answer, are not. The key is read from the environment variable the
 settings name and is never part of a message, a repr or a log line.
+`temperature` must stay None for Anthropic: SDK 2.12's Messages API has no
+sampling parameters, and settings that ask for one are rejected up front.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +31,7 @@ from typing import Any
 
 RETRYABLE = ("rate_limit", "server", "timeout", "connection")
 MAX_RETRY_AFTER_S = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,24 @@ class ProviderSettings:
     price_output_per_mtok: float = 0.0
     base_url: str | None = None
 
+    def __post_init__(self) -> None:
+        # Checked here, not only in from_dict, so that no invalid settings exist at all.
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"provider: {self.provider!r} is not one of {list(PROVIDERS)}")
+        if self.provider == "anthropic" and self.temperature is not None:
+            # anthropic 2.12's Messages.create has no sampling parameters at all.
+            raise ValueError(
+                "temperature: the Anthropic Messages API (SDK 2.12) takes no temperature; "
+                "set it to null"
+            )
+        for name, value, lowest in (("max_tokens", self.max_tokens, 1),
+                                    ("max_retries", self.max_retries, 0),
+                                    ("backoff_s", self.backoff_s, 0)):  # fmt: skip
+            if value < lowest:
+                raise ValueError(f"{name}: {value!r} is below {lowest}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s: {self.timeout_s!r} is not positive")
+
     @classmethod
     def from_dict(cls, name_for_errors: str, raw: Mapping[str, Any]) -> ProviderSettings:
         known = {field.name for field in dataclasses.fields(cls)}
@@ -52,17 +75,10 @@ class ProviderSettings:
         missing = [key for key in ("provider", "model", "api_key_env") if key not in raw]
         if missing:
             raise ValueError(f"{name_for_errors}: missing {missing}")
-        if raw["provider"] not in PROVIDERS:
-            raise ValueError(
-                f"{name_for_errors}.provider: {raw['provider']!r} is not one of {list(PROVIDERS)}"
-            )
-        if raw["provider"] == "anthropic" and raw.get("temperature") is not None:
-            # anthropic 2.12's Messages.create has no sampling parameters.
-            raise ValueError(
-                f"{name_for_errors}.temperature: the Anthropic Messages API (SDK 2.12) takes no "
-                "temperature; set it to null"
-            )
-        return cls(**raw)
+        try:
+            return cls(**raw)
+        except ValueError as exc:  # name the settings block the bad value came from
+            raise ValueError(f"{name_for_errors}.{exc}") from None
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (
@@ -83,6 +99,8 @@ class LLMReply:
 
 
 class ProviderError(RuntimeError):
+    """A call that failed for good; `kind` says why, `attempts` how many calls were made."""
+
     def __init__(self, kind: str, message: str, attempts: int = 0):
         self.kind, self.attempts = kind, attempts
         super().__init__(
@@ -132,7 +150,11 @@ class Provider:
                     ) from None
                 wait = self.settings.backoff_s * 2 ** (attempts - 1)
                 if failure.retry_after_s is not None:
-                    wait = min(failure.retry_after_s, MAX_RETRY_AFTER_S)
+                    wait = min(max(failure.retry_after_s, 0.0), MAX_RETRY_AFTER_S)
+                log.warning(
+                    "%s %s: %s on attempt %d; retrying in %.2f s",
+                    self.name, self.settings.model, self._scrub(failure.message), attempts, wait,
+                )  # fmt: skip
                 self._sleep(wait)
                 continue
             if not text or not text.strip():
@@ -250,7 +272,9 @@ class GeminiProvider(Provider):
             timeout=int(self.settings.timeout_s * 1000),  # milliseconds
             retry_options=None,  # None: the SDK makes one attempt; our loop retries
         )
-        return genai.Client(api_key=key, http_options=options)
+        # vertexai=False: GOOGLE_GENAI_USE_VERTEXAI in the environment must not send the
+        # call (and the key) to Vertex AI instead of the Gemini API.
+        return genai.Client(vertexai=False, api_key=key, http_options=options)
 
     def _call(self, system: str, prompt: str) -> tuple[str, int, int]:
         from google.genai import types
