@@ -21,13 +21,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..agents.plan import plan_round
 from ..agents.registry import build_agents, build_healer
 from ..atomic import atomic_write_text
+from ..clock import utc_now
 from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
 from ..training.trainer import TrainSettings
 from .ledger import jsonl_text, ledger_history, read_json
@@ -46,10 +46,6 @@ NO_METRICS = {
 }
 SLURM_KEYS = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES", "SLURM_NODELIST")
 NO_LLM = {"llm_input_tokens": 0, "llm_output_tokens": 0, "llm_cost_usd": 0.0}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def propose_round(
@@ -77,7 +73,7 @@ def propose_round(
     document = {
         "campaign": settings.name,
         "round": round_index,
-        "created": _now(),
+        "created": utc_now(),
         "rows": plan.rows,
         "agent_log": plan.agent_log,
         "heal_log": healer.log,
@@ -112,7 +108,7 @@ def run_shard(
     data_root = Path(params["features"]["root"])
     manifest = Path(manifest)
     tasks = TaskCache(data_root, manifest, manifest.parent / "clips.csv", train.torch_device())
-    started, start = _now(), time.perf_counter()
+    started, start = utc_now(), time.perf_counter()
     results = []
     for number, experiment_id in enumerate(ids, start=1):
         run_dir = settings.run_dir(round_index, experiment_id)
@@ -150,7 +146,7 @@ def run_shard(
         "round": round_index,
         "shard": shard,
         "started": started,
-        "finished": _now(),
+        "finished": utc_now(),
         "seconds": round(time.perf_counter() - start, 3),
         "device": str(train.torch_device()),
         # Where the job ran, when a scheduler says so (SLURM sets these).

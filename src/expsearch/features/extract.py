@@ -18,7 +18,6 @@ import shutil
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import atomic_open, atomic_write_text
+from ..clock import utc_now
 from ..data.sources import step_times, valid_steps, window_end
 from ..data.video import DecodeError, probe_video, read_frames_at
 from ..version import code_version
@@ -209,7 +209,7 @@ def extract_store(
         "device": str(model.device),
         "code_version": code_version(),
         "labels_sha256": labels_sha256,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": utc_now(),
         "clip_ids": ids,
         "valid_lengths": [done[clip][1] for clip in ids],
         "skipped": skipped_rows,

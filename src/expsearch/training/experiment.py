@@ -23,7 +23,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ..atomic import atomic_write_text
+from ..clock import utc_now
 from ..data.sources import DataError
 from ..data.splits import SplitError
 from ..features.store import StoreError
@@ -72,10 +72,6 @@ def classify(error: BaseException) -> str:
     return "crash"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
@@ -105,7 +101,7 @@ def run_experiment(
         "code_version": code_version(),
         "device": str(device),
         "settings": {**asdict(settings), "horizons_s": list(settings.horizons_s)},
-        "started": _now(),
+        "started": utc_now(),
     }
     start = time.perf_counter()
     try:
@@ -156,7 +152,7 @@ def run_experiment(
     metrics["seconds"] = round(time.perf_counter() - start, 3)
     metrics["peak_memory_mb"], metrics["memory_measure"] = _peak_memory_mb(device)
     metrics["peak_memory_mb"] = round(metrics["peak_memory_mb"], 1)
-    metrics["finished"] = _now()
+    metrics["finished"] = utc_now()
     if metrics["status"] == "failed":
         metrics["trace"] = TRACE
     atomic_write_text(out_dir / METRICS, _to_json(metrics))
