@@ -124,27 +124,47 @@ def plan_round(
     return RoundPlan(round_index, rows, reports)
 
 
-def _row(row_id: str, round_index: int, agent: Any, proposal: Proposal) -> dict[str, Any]:
-    """A candidate row; `agent` is anything with `name` and `policy`."""
+def _candidate(row_id: str, round_index: int, agent: Any, **fields: Any) -> dict[str, Any]:
+    """A row of the proposals table; `agent` is anything with `name` and
+    `policy`; `fields` fill in what the candidate is (the rest stay empty)."""
     return {
         "id": row_id,
         "round": round_index,
         "agent": agent.name,
         "policy": agent.policy,
-        "source": proposal.source,
-        "priority": proposal.priority,
-        "parent_id": proposal.parent_id,
-        "idea_name": proposal.idea_name,
-        "rationale": proposal.rationale,
-        "config": proposal.config.to_dict(),
-        "fingerprint": proposal.config.fingerprint,
-        "settings_overrides": dict(proposal.settings_overrides),
+        "source": None,
+        "priority": None,
+        "parent_id": None,
+        "idea_name": None,
+        "rationale": "",
+        "config": {},
+        "fingerprint": None,
+        "settings_overrides": {},
         "fate": None,
         "reason": None,
         "duplicate_of": None,
         "queue_position": None,
-        "_config": proposal.config,
+        "_config": None,
+        **fields,
     }
+
+
+def _row(row_id: str, round_index: int, agent: Any, proposal: Proposal) -> dict[str, Any]:
+    """A candidate with a config, still to be fated by dedup and the budget."""
+    return _candidate(
+        row_id,
+        round_index,
+        agent,
+        source=proposal.source,
+        priority=proposal.priority,
+        parent_id=proposal.parent_id,
+        idea_name=proposal.idea_name,
+        rationale=proposal.rationale,
+        config=proposal.config.to_dict(),
+        fingerprint=proposal.config.fingerprint,
+        settings_overrides=dict(proposal.settings_overrides),
+        _config=proposal.config,
+    )
 
 
 def _sweep_rows(base: dict, proposal: Proposal, agent: Policy, sweep: SweepSettings) -> list[dict]:
@@ -182,34 +202,28 @@ def _heal_rows(healer: Healer, history: History, round_index: int, id_prefix: st
         if healed is not None:
             rows.append(_row(row_id, round_index, _HealerAgent, healed))
             continue
-        reason = healer.log[-1]["outcome"]
-        why = Rejection("healer", dict(failed.raw_config), reason, source="heal", fate="unhealable")
+        why = Rejection("healer", dict(failed.raw_config), healer.log[-1]["outcome"],
+                        source="heal", fate="unhealable", parent_id=failed.id)  # fmt: skip
         rows.append(_rejection_row(row_id, round_index, _HealerAgent, why))
-        rows[-1]["parent_id"] = failed.id
     return rows
 
 
 def _rejection_row(row_id: str, round_index: int, agent: Any, rejection: Rejection) -> dict:
+    """A candidate that never became a config; its fate is already decided."""
     idea = rejection.idea
-    return {
-        "id": row_id,
-        "round": round_index,
-        "agent": agent.name,
-        "policy": agent.policy,
-        "source": rejection.source,
-        "priority": rejection.priority,
-        "parent_id": None,
-        "idea_name": rejection.idea_name,
-        "rationale": rejection.rationale,
-        "config": dict(idea) if isinstance(idea, Mapping) else {"<idea>": repr(idea)},
-        "fingerprint": None,
-        "settings_overrides": {},
-        "fate": rejection.fate,
-        "reason": rejection.reason,
-        "duplicate_of": None,
-        "queue_position": None,
-        "_config": None,
-    }
+    return _candidate(
+        row_id,
+        round_index,
+        agent,
+        source=rejection.source,
+        priority=rejection.priority,
+        parent_id=rejection.parent_id,
+        idea_name=rejection.idea_name,
+        rationale=rejection.rationale,
+        config=dict(idea) if isinstance(idea, Mapping) else {"<idea>": repr(idea)},
+        fate=rejection.fate,
+        reason=rejection.reason,
+    )
 
 
 def _deduplicate(rows: list[dict], history: History, space: Space, settings: PlanSettings) -> None:

@@ -57,6 +57,7 @@ class Rejection:
     priority: str | None = None
     rationale: str = ""
     fate: str = "invalid"  # or duplicate / over_budget / unhealable, decided where it arose
+    parent_id: str | None = None  # e.g. the failure an unhealable row answers
 
 
 @dataclass
