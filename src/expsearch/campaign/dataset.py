@@ -36,15 +36,14 @@ def compile_dataset(params: Mapping[str, Any], out_dir: str | Path) -> dict[str,
     experiments, proposals, logs, summary = [], [], [], {}
     for name in params["campaign"]["campaigns"]:
         settings = CampaignSettings.from_params(params, name)
-        rows, candidates = read_ledger(settings, settings.rounds)
-        plans = [read_json(settings.plan_file(r)) for r in range(settings.rounds)]
+        rows, plans = read_ledger(settings, settings.rounds)
         shards = [
             read_json(settings.shard_file(r, s))
             for r, plan in enumerate(plans)
             for s in range(len(plan["shards"]))
         ]
         experiments += rows
-        proposals += [{"campaign": name, **row} for row in candidates]
+        proposals += [{"campaign": name, **row} for plan in plans for row in plan["rows"]]
         logs += [{"campaign": name, **entry} for plan in plans for entry in plan["agent_log"]]
         summary[name] = campaign_summary(settings, rows, shards)
     _write_parquet(out_dir / "experiments.parquet", experiments)

@@ -1,6 +1,6 @@
 """The append-only ledger of a campaign: its rounds' files, read back.
 
-    rows, proposals = read_ledger(settings, before_round=r)
+    rows, plans = read_ledger(settings, before_round=r)    # plans: each round's plan.json
     history = ledger_history(settings, before_round=r)   # what round r's agents see
 
 Round r's ledger entry is round_<r>/plan.json (every candidate with its
@@ -36,20 +36,21 @@ def read_json(path: Path) -> dict[str, Any]:
 def read_ledger(
     settings: CampaignSettings, before_round: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Experiment rows and proposal rows of rounds 0 .. before_round - 1."""
+    """Experiment rows and plans (plan.json documents) of rounds 0 .. before_round - 1."""
     experiments: list[dict[str, Any]] = []
-    proposals: list[dict[str, Any]] = []
+    plans: list[dict[str, Any]] = []
     for round_index in range(before_round):
         path = settings.experiments_file(round_index)
         if not path.exists():
             raise LedgerError(f"{path}: round {round_index} was not collected")
         experiments += read_rows(path)
-        proposals += read_json(settings.plan_file(round_index))["rows"]
-    return experiments, proposals
+        plans.append(read_json(settings.plan_file(round_index)))
+    return experiments, plans
 
 
 def ledger_history(settings: CampaignSettings, before_round: int) -> History:
-    rows, proposals = read_ledger(settings, before_round)
+    rows, plans = read_ledger(settings, before_round)
+    proposals = [row for plan in plans for row in plan["rows"]]
     return History.from_rows(rows, settings.space, proposals=proposals)
 
 
