@@ -229,6 +229,8 @@ def test_without_a_key_the_rules_agent_stands_in_and_says_so(params, space):
     assert [a.name for a in agents] == ["claude_rules", "gemini_rules", "tpe"]
     assert [a.policy for a in agents] == ["rules", "rules", "tpe"]
     assert "ANTHROPIC_API_KEY is not set" in agents[0].note
+    blank = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": "  "})
+    assert blank[0].name == "claude_rules"  # a blank key is no key
     llm = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": SECRET})
     assert llm[0].policy == "llm"
     assert SECRET not in repr(vars(llm[0].provider))

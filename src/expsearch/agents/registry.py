@@ -21,7 +21,7 @@ from .context import ContextSettings, load_template
 from .healing import Healer
 from .llm import LLMPolicy
 from .policy import Policy, RandomPolicy
-from .providers import ProviderSettings, make_provider
+from .providers import Provider, ProviderSettings, make_provider
 from .rules import RulesPolicy
 from .tpe import TPEPolicy
 
@@ -68,21 +68,31 @@ def build_agent(
             f"unknown agent {name!r}; expected one of {agent_names(params)} "
             "(LLM agents are defined under agents.llm)"
         )
-    settings = ProviderSettings.from_dict(f"agents.llm.{name}", agents["llm"][name])
-    if not environ.get(settings.api_key_env):
+    settings, provider = _llm_provider(name, params, environ)
+    if provider is None:
         stand_in = _rules(space, agents, f"{name}_rules")
         stand_in.note = f"stands in for {name}: {settings.api_key_env} is not set"
         return stand_in
-    sweep_limit = int(agents["sweep"]["max_variants"])
     return LLMPolicy(
         space,
         name,
-        make_provider(settings, environ),
+        provider,
         template=load_template(agents["prompt_template"]),
         context=ContextSettings.from_params(agents["context"]),
-        sweep_limit=sweep_limit,
+        sweep_limit=int(agents["sweep"]["max_variants"]),
         round_index=round_index,
     )
+
+
+def _llm_provider(
+    name: str, params: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[ProviderSettings, Provider | None]:
+    """An LLM agent's provider settings, and its provider when its key is set
+    (blank counts as not set, as make_provider judges it)."""
+    settings = ProviderSettings.from_dict(f"agents.llm.{name}", params["agents"]["llm"][name])
+    if not environ.get(settings.api_key_env, "").strip():
+        return settings, None
+    return settings, make_provider(settings, environ)
 
 
 def _rules(space: Space, agents: Mapping[str, Any], name: str) -> RulesPolicy:
@@ -102,9 +112,9 @@ def build_healer(
             raise AgentConfigError(
                 f"agents.healing.diagnose_with: {name!r} is not an agent under agents.llm"
             )
-        settings = ProviderSettings.from_dict(f"agents.llm.{name}", params["agents"]["llm"][name])
-        if environ.get(settings.api_key_env):
-            diagnose = llm_diagnosis(make_provider(settings, environ))
+        _, provider = _llm_provider(name, params, environ)
+        if provider is not None:
+            diagnose = llm_diagnosis(provider)
     return Healer(space, healing["plans"], int(healing["max_attempts"]), diagnose)
 
 
