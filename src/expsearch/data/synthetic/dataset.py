@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ...atomic import atomic_write_text
 from ..video import write_video
-from .render import _timeline, render_clip
+from .render import render_clip, timeline
 from .scene import VARIANTS, Camera, Difficulty, RenderedClip, Variant
 
 # Bump when a change to this package changes the rendered videos: a folder
@@ -166,7 +166,7 @@ def generate(
 
     rows = []
     for i, clip in enumerate(ids):
-        event, alert = _timeline(clip_rng(seed, i), scenarios[i], duration_s)
+        event, alert = timeline(clip_rng(seed, i), scenarios[i], duration_s)
         rows.append((clip, event, alert, int(scenarios[i] == "collision")))
     table = pd.DataFrame(rows, columns=["id", "time_of_event", "time_of_alert", "target"])
     table = table.astype({"time_of_event": float, "time_of_alert": float, "target": int})

@@ -1,8 +1,9 @@
 """Drawing primitives for one frame: `_fill` blends an anti-aliased
-rectangle into the image, `_draw_vehicle` and `_draw_prop` build a road user
+rectangle into the image, `draw_vehicle` and `draw_prop` build a road user
 or a roadside object (tree, pole, sign, building) out of such rectangles from
-its on-screen box, and `_props` scatters the roadside objects of a clip along
-the road. The perspective projection that gives the boxes is in `render`.
+its on-screen box, and `roadside_props` scatters the roadside objects of a
+clip along the road. The perspective projection that gives the boxes is in
+`render`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 
 import numpy as np
 
-from .scene import _Road
+from .scene import Road
 
 
 def _fill(img, u0, u1, v0, v1, color, alpha=1.0) -> None:
@@ -32,7 +33,7 @@ def _fill(img, u0, u1, v0, v1, color, alpha=1.0) -> None:
     patch += (cv[:, None] * cu[None, :])[..., None] * (color - patch)
 
 
-def _draw_vehicle(img, box, actor: dict, paints: dict, frame: int) -> None:
+def draw_vehicle(img, box, actor: dict, paints: dict, frame: int) -> None:
     """A road user as a box seen from behind, the front or the side; `paints`
     holds the clip's lit colours and light colours."""
     u0, u1, vt, vb = box
@@ -89,7 +90,7 @@ def _draw_vehicle(img, box, actor: dict, paints: dict, frame: int) -> None:
         _fill(img, u0 + 0.4 * w, u1 - 0.4 * w, vb - 0.36 * h, vb - 0.28 * h, paints["plate"])
 
 
-def _draw_prop(img, box, prop: dict) -> None:
+def draw_prop(img, box, prop: dict) -> None:
     u0, u1, vt, vb = box
     w, h = u1 - u0, vb - vt
     kind, paint = prop["kind"], prop["paint"]
@@ -115,7 +116,7 @@ def _draw_prop(img, box, prop: dict) -> None:
                 )
 
 
-def _props(rng, road: _Road, extent_m: float) -> list[dict]:
+def roadside_props(rng, road: Road, extent_m: float) -> list[dict]:
     """Roadside objects at fixed world distances along the road."""
     setting = rng.choice(["rural", "suburban", "highway"], p=[0.4, 0.35, 0.25])
     props: list[dict] = []

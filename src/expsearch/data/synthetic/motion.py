@@ -1,10 +1,11 @@
 """Scenario motion plans: the kinematics of one clip on a fine time grid
-(`_DT`), before anything is drawn. Each `_plan_*` (collision, near miss,
-normal driving, pass-by) draws its variant from the clip's generator and
-returns a `_Plan`: the ego speed and lateral position, the distance, lateral
-position and brake lights of the main road user, and the junctions and lanes
-it occupies. The small helpers (`_integral`, `_ramp_speed`, `_anchor`,
-`_smoothstep`) turn speeds into distances.
+(`DT`), before anything is drawn. `plan_motion` hands a scenario to its
+planner (collision, near miss, normal driving, pass-by), which draws its
+variant from the clip's generator and returns a `Plan`: the ego speed and
+lateral position, the distance, lateral position and brake lights of the
+main road user, and the junctions and lanes it occupies. `integral` (also
+used by the renderer) and the private `_ramp_speed`, `_anchor` and
+`_smoothstep` turn speeds into distances.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import _DT, CONTACT_M, LANE_M, _Road, _vehicle_shape
+from .scene import CONTACT_M, DT, LANE_M, Road, vehicle_shape
 
 
 def _smoothstep(x):
@@ -21,9 +22,9 @@ def _smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
-def _integral(values: np.ndarray) -> np.ndarray:
-    """Running integral over the _DT grid, 0 at the start."""
-    steps = (values[1:] + values[:-1]) * (_DT / 2)
+def integral(values: np.ndarray) -> np.ndarray:
+    """Running integral over the DT grid, 0 at the start."""
+    steps = (values[1:] + values[:-1]) * (DT / 2)
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
@@ -34,9 +35,9 @@ def _ramp_speed(tg, v0: float, t0: float, accel: float, v_end: float) -> np.ndar
 
 
 @dataclass
-class _Plan:
+class Plan:
     kind: str
-    v_ego: np.ndarray  # on the _DT grid
+    v_ego: np.ndarray  # on the DT grid
     e_ego: np.ndarray  # lateral position of the camera in road coordinates, on the grid
     main: dict | None  # z, x, brake on the grid + appearance hints
     cross_streets: list[float]  # world distances (along the road) of junctions, m
@@ -46,11 +47,33 @@ class _Plan:
 
 def _anchor(tg, v_rel: np.ndarray, t_anchor: float, z_anchor: float) -> np.ndarray:
     """Distance over time given the closing speed (v_ego - v_actor) and one known point."""
-    travelled = _integral(v_rel)
+    travelled = integral(v_rel)
     return z_anchor - (travelled - np.interp(t_anchor, tg, travelled))
 
 
-def _plan_collision(rng, tg, v0, te, road: _Road, x_jitter) -> _Plan:
+def plan_motion(
+    rng,
+    scenario: str,
+    tg: np.ndarray,
+    v0: float,
+    duration_s: float,
+    event: float | None,
+    road: Road,
+    x_jitter: float,
+) -> Plan:
+    """The motion plan of one clip of `scenario` on the grid `tg`; `v0` is the
+    ego's initial speed, `event` the contact time of a collision (None otherwise)
+    and `x_jitter` the main road user's lateral offset from its lane centre."""
+    if scenario == "collision":
+        return _plan_collision(rng, tg, v0, event, road, x_jitter)
+    if scenario == "near_miss":
+        return _plan_near_miss(rng, tg, v0, duration_s, road, x_jitter)
+    if scenario == "normal":
+        return _plan_normal(rng, tg, v0, duration_s, road, x_jitter)
+    return _plan_pass_by(rng, tg, v0, duration_s, road, x_jitter)
+
+
+def _plan_collision(rng, tg, v0, te, road: Road, x_jitter) -> Plan:
     kind = str(rng.choice(["stopped", "brake", "cut_in", "crossing"], p=[0.35, 0.3, 0.2, 0.15]))
     if kind == "cut_in" and not road.same_way_neighbours():
         kind = "stopped"
@@ -61,7 +84,7 @@ def _plan_collision(rng, tg, v0, te, road: _Road, x_jitter) -> _Plan:
     brake = np.zeros_like(tg, dtype=bool)
     cross: list[float] = []
     blink = ""
-    shape = _vehicle_shape(rng, "side" if kind == "crossing" else "rear")
+    shape = vehicle_shape(rng, "side" if kind == "crossing" else "rear")
     x = np.full_like(tg, x_jitter)
     if kind == "stopped":
         v_actor = np.full_like(tg, rng.uniform(0.0, 0.45) * v0)
@@ -101,13 +124,13 @@ def _plan_collision(rng, tg, v0, te, road: _Road, x_jitter) -> _Plan:
     z[after] = CONTACT_M - 0.3 * (1 - np.exp(-(tg[after] - te) / 0.1))
     if kind == "crossing":
         x[after] = x[np.searchsorted(tg, te)]
-        cross.append(float(_integral(v_ego)[np.searchsorted(tg, te)] + CONTACT_M + 1.0))
+        cross.append(float(integral(v_ego)[np.searchsorted(tg, te)] + CONTACT_M + 1.0))
     main = {"z": z, "x": x, "brake": brake, "blink": blink, **shape}
     lanes = (road.ego_lane,) + ((lane,) if kind == "cut_in" else ())
-    return _Plan(f"collision/{kind}", v_ego, e_ego, main, cross, crash_at=te, busy_lanes=lanes)
+    return Plan(f"collision/{kind}", v_ego, e_ego, main, cross, crash_at=te, busy_lanes=lanes)
 
 
-def _plan_near_miss(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
+def _plan_near_miss(rng, tg, v0, duration, road: Road, x_jitter) -> Plan:
     kind = str(
         rng.choice(
             ["brake_stop", "swerve", "lead_brake", "cut_in", "crossing"],
@@ -126,7 +149,7 @@ def _plan_near_miss(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
     cross: list[float] = []
     blink = ""
     lanes = [road.ego_lane]
-    shape = _vehicle_shape(rng, "side" if kind == "crossing" else "rear")
+    shape = vehicle_shape(rng, "side" if kind == "crossing" else "rear")
     d_min = rng.uniform(CONTACT_M + 0.6, CONTACT_M + 4.0)
     if kind in ("brake_stop", "lead_brake"):
         v_end = rng.uniform(0.0, 0.4) * v0
@@ -180,17 +203,17 @@ def _plan_near_miss(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
         heading = 1 if rng.random() < 0.5 else -1
         v_cross = rng.uniform(6.0, 12.0)
         margin = rng.uniform(0.5, 1.2)  # when the ego would have been there at full speed
-        travelled = _integral(v_ego)
+        travelled = integral(v_ego)
         z_cross = v0 * (t_safe + margin) + CONTACT_M  # world distance of the junction
         z = z_cross - travelled
         x = heading * v_cross * (tg - t_safe)  # at the ego lane centre at t_safe
         cross.append(float(z_cross + 1.0))
         shape["heading"] = heading
     main = {"z": z, "x": x, "brake": brake, "blink": blink, **shape}
-    return _Plan(f"near_miss/{kind}", v_ego, e_ego, main, cross, busy_lanes=tuple(lanes))
+    return Plan(f"near_miss/{kind}", v_ego, e_ego, main, cross, busy_lanes=tuple(lanes))
 
 
-def _plan_normal(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
+def _plan_normal(rng, tg, v0, duration, road: Road, x_jitter) -> Plan:
     kind = str(rng.choice(["steady", "closing", "no_lead"], p=[0.65, 0.2, 0.15]))
     phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(6.0, 15.0)
     v_ego = v0 * (1 + rng.uniform(0.0, 0.08) * np.sin(2 * np.pi * tg / period + phase))
@@ -216,11 +239,11 @@ def _plan_normal(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
             z = gap * (1 + wobble * np.sin(2 * np.pi * tg / rng.uniform(5, 14) + phase + 1))
             brake = np.zeros_like(tg, dtype=bool)
         main = {"z": z, "x": np.full_like(tg, x_jitter), "brake": brake, "blink": ""}
-        main.update(_vehicle_shape(rng))
-    return _Plan(f"normal/{kind}", v_ego, e_ego, main, [], busy_lanes=tuple(lanes))
+        main.update(vehicle_shape(rng))
+    return Plan(f"normal/{kind}", v_ego, e_ego, main, [], busy_lanes=tuple(lanes))
 
 
-def _plan_pass_by(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
+def _plan_pass_by(rng, tg, v0, duration, road: Road, x_jitter) -> Plan:
     options = ["parked"]
     if road.n_oncoming:
         options.append("oncoming")
@@ -245,6 +268,6 @@ def _plan_pass_by(rng, tg, v0, duration, road: _Road, x_jitter) -> _Plan:
         blink = "hazard" if rng.random() < 0.3 else ""
     z = v_rel * (t_pass - tg)
     main = {"z": z, "x": np.full_like(tg, x0 + 0.3 * x_jitter), "brake": np.zeros_like(tg, bool)}
-    main.update(_vehicle_shape(rng, view), blink=blink)
+    main.update(vehicle_shape(rng, view), blink=blink)
     lanes = (road.ego_lane,) + ((lane,) if lane >= 0 else ())
-    return _Plan(f"pass_by/{kind}", v_ego, np.zeros_like(tg), main, [], busy_lanes=lanes)
+    return Plan(f"pass_by/{kind}", v_ego, np.zeros_like(tg), main, [], busy_lanes=lanes)

@@ -1,10 +1,10 @@
 """What a clip is made of: the scenario names, the dashcams (`Camera`) and the
 data set variants built on them (`Variant`, `VARIANTS`), the difficulty knobs
-(`Difficulty`), the rendered result (`RenderedClip`), the road layout (`_Road`:
+(`Difficulty`), the rendered result (`RenderedClip`), the road layout (`Road`:
 lanes in metres from the ego lane) and the look of a road user
-(`_vehicle_shape`). Also the shared constants of the geometry and the
+(`vehicle_shape`). Also the shared constants of the geometry and the
 kinematics: lane width, contact distance, nearest drawn distance and the
-kinematics time step `_DT`.
+kinematics time step `DT`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ NEGATIVE_SCENARIOS = SCENARIOS[1:]
 LANE_M = 3.5
 CONTACT_M = 2.2  # camera to the ego car's front bumper: a road user this close touches it
 NEAR_M = 0.5  # nothing closer than this is drawn (it is beside or behind the camera)
-_DT = 0.01  # time step of the kinematics (frames are sampled from it)
+DT = 0.01  # time step of the kinematics (frames are sampled from it)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class RenderedClip:
 
 
 @dataclass
-class _Road:
+class Road:
     n_lanes: int
     ego_lane: int  # lanes are numbered left to right; the first n_oncoming go the other way
     n_oncoming: int
@@ -153,7 +153,7 @@ _PALETTE = np.array(
 )  # fmt: skip
 
 
-def _vehicle_shape(rng, view: str = "rear") -> dict:
+def vehicle_shape(rng, view: str = "rear") -> dict:
     style = rng.choice(["car", "suv", "truck"], p=[0.6, 0.27, 0.13])
     if style == "truck":
         width, height = rng.uniform(2.3, 2.55), rng.uniform(2.6, 3.4)
