@@ -1,6 +1,9 @@
 """One contract suite for every temporal encoder x pooling of the space:
 shapes, padding invariance, gradients, determinism, batch of one, sequence
-lengths 10-30, and overfitting a tiny set to train AP 1.0."""
+lengths 10-30, and overfitting a tiny set to train AP 1.0. Padding
+invariance and gradients are also checked on each encoder alone, per step
+and at every depth of the space; the encoders' own test files keep what is
+particular to one encoder (its formulas, scans and building blocks)."""
 
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import torch
 from expsearch.models.classifier import ENCODERS, ClipClassifier, left_to_right
 from expsearch.models.pooling import POOLINGS, Pooling
 
-from .conftest import ROOT, dead_parameters
+from .conftest import ROOT, dead_parameters, prefix_mask
 
 COMBOS = list(itertools.product(ENCODERS, POOLINGS))
 INPUT_DIM = 24
+WIDTH = 64  # of an encoder tested alone
+DEPTHS = [1, 2, 3, 4]  # the space's depths; the Zipformer's stacks differ with each
 
 
 def build(encoder, pooling, width=64, depth=1, dropout=0.0, seed=0):
@@ -84,6 +89,50 @@ def test_bf16_autocast_agrees_with_fp32(encoder):
         low = model(x, lengths).float()
     assert torch.isfinite(low).all()
     assert torch.allclose(low, exact, atol=0.1 + 0.05 * exact.abs().max().item())
+
+
+def encoder_alone(name: str, depth: int, dropout: float, seed: int = 0):
+    torch.manual_seed(seed)
+    return ENCODERS[name](WIDTH, depth, dropout)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("length", [1, 5, 13, 20])
+def test_encoder_outputs_ignore_padding(encoder, depth, length):
+    """Per step, at the encoder itself: a clip's outputs are the same alone,
+    followed by large random garbage, and in a batch of longer and shorter
+    clips. Stricter than the classifier-level test below, whose padding
+    reaches the encoder zeroed by `left_to_right` and whose one logit could
+    hide a leak into some steps; also covers a clip of a single step."""
+    model = encoder_alone(encoder, depth, dropout=0.3).eval()
+    gen = torch.Generator().manual_seed(length)
+    clip = torch.randn(1, length, WIDTH, generator=gen)
+    steps = length + 7
+    padded = 100 * torch.randn(1, steps, WIDTH, generator=gen)
+    padded[0, :length] = clip[0]
+    batch = 10 * torch.randn(4, 30, WIDTH, generator=gen)
+    batch[1, :length] = clip[0]
+    with torch.no_grad():
+        alone = model(clip, prefix_mask([length], length))[0]
+        in_garbage = model(padded, prefix_mask([length], steps))[0, :length]
+        mixed = model(batch, prefix_mask([30, length, 3, 1], 30))
+    assert torch.isfinite(mixed).all()
+    for result in (in_garbage, mixed[1, :length]):
+        torch.testing.assert_close(result, alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_encoder_gradients_reach_every_parameter(encoder, depth):
+    model = encoder_alone(encoder, depth, dropout=0.1).train()
+    mask = prefix_mask([16, 9, 1, 12], 16)
+    out = model(torch.randn(4, 16, WIDTH), mask)
+    # A random projection of the valid steps, not a plain sum: the channel sum
+    # of a LayerNorm output is constant and would give zero gradients upstream.
+    (out * mask.unsqueeze(-1) * torch.randn(out.shape)).sum().backward()
+    dead = dead_parameters(model)
+    assert not dead, f"no gradient reaches {dead}"
 
 
 @pytest.mark.parametrize(("encoder", "pooling"), COMBOS)
