@@ -2,6 +2,7 @@
 
     shards = pack(rows, n_shards)       # lists of row ids, balanced by estimated cost
     estimate_cost(config)               # relative training cost of one config
+    pack(rows, n_shards, cost=lambda row: row["estimate"])  # or by any other cost of a row
 
 The estimate is what dominates training time on cached features: optimiser
 steps (epochs x clips / batch) times the work of one step (sequence length x
@@ -14,7 +15,7 @@ optimum makespan).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 STEP_OVERHEAD = 2.0e5  # per-optimiser-step cost independent of the batch (launch, optimiser)
@@ -31,16 +32,21 @@ def estimate_cost(config: Mapping[str, Any], n_clips: int = 1000) -> float:
     return epochs * n_clips * per_clip + steps * STEP_OVERHEAD
 
 
-def pack(rows: Sequence[Mapping[str, Any]], n_shards: int) -> list[list[str]]:
+def pack(
+    rows: Sequence[Mapping[str, Any]],
+    n_shards: int,
+    cost: Callable[[Mapping[str, Any]], float] | None = None,
+) -> list[list[Any]]:
     """Row ids per shard; every row in exactly one shard; some shards may be
-    empty when there are fewer rows than shards."""
+    empty when there are fewer rows than shards. `cost` gives a row's cost
+    (default: `estimate_cost` of its config); equal costs go in id order."""
     if n_shards < 1:
         raise ValueError(f"n_shards must be at least 1, got {n_shards}")
-    shards: list[list[str]] = [[] for _ in range(n_shards)]
+    costs = [estimate_cost(row["config"]) if cost is None else cost(row) for row in rows]
+    shards: list[list[Any]] = [[] for _ in range(n_shards)]
     loads = [0.0] * n_shards
-    ordered = sorted(rows, key=lambda row: (-estimate_cost(row["config"]), row["id"]))
-    for row in ordered:
+    for i in sorted(range(len(rows)), key=lambda i: (-costs[i], rows[i]["id"])):
         lightest = min(range(n_shards), key=lambda s: (loads[s], s))
-        shards[lightest].append(row["id"])
-        loads[lightest] += estimate_cost(row["config"])
+        shards[lightest].append(rows[i]["id"])
+        loads[lightest] += costs[i]
     return shards

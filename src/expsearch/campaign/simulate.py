@@ -9,10 +9,11 @@ campaign runs its rounds one after another; a round is a proposal step
 (`propose_s`, no device), then `shards` jobs, each training its configs one
 after another on one device, then a collect step (`collect_s`) after the
 last shard (the round barrier). Configs take the paper's 3-10 minutes
-(uniform); they are packed into shards longest-first by an *estimate* that
-is off by a log-normal factor (`estimate_error`), as a real cost estimate
-is. Shard jobs of all campaigns queue for `devices` devices in submission
-order. Busy fraction = device-seconds of training / (devices x makespan).
+(uniform); they are packed into shards by the campaign's own packing
+(`shards.pack`, longest first) on an *estimate* that is off by a log-normal
+factor (`estimate_error`), as a real cost estimate is. Shard jobs of all
+campaigns queue for `devices` devices in submission order. Busy fraction =
+device-seconds of training / (devices x makespan).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import heapq
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from .shards import pack
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,6 @@ class SimulationSettings:
     collect_s: float = 10.0
     estimate_error: float = 0.3  # sigma of the log-normal error of the cost estimate
     seed: int = 0
-
-
-def _pack(estimates: np.ndarray, shards: int) -> list[list[int]]:
-    loads, packed = [0.0] * shards, [[] for _ in range(shards)]
-    for index in np.argsort(-estimates, kind="stable"):
-        lightest = min(range(shards), key=lambda s: (loads[s], s))
-        packed[lightest].append(int(index))
-        loads[lightest] += float(estimates[index])
-    return packed
 
 
 def simulate(settings: SimulationSettings) -> dict:
@@ -71,7 +65,9 @@ def simulate(settings: SimulationSettings) -> dict:
         if kind == "proposed":
             durations = rng.uniform(low, high, settings.configs_per_round) * 60.0
             estimates = durations * rng.lognormal(0.0, settings.estimate_error, durations.size)
-            shards = [s for s in _pack(estimates, settings.shards) if s]
+            rows = [{"id": i, "estimate": float(e)} for i, e in enumerate(estimates)]
+            packed = pack(rows, settings.shards, cost=lambda row: row["estimate"])
+            shards = [s for s in packed if s]
             left_in_round[campaign] = len(shards)
             for shard in shards:
                 sequence += 1
