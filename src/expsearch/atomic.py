@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the same folder, then a rename.
 
 A killed job therefore leaves either the old file or the new one, never half
-of one, and a rerun resumes cleanly (DESIGN.md, Contracts).
+of one. That is the rule every stage's outputs keep: a file that exists is
+complete, so a rerun after a kill can resume from whatever files it finds.
 
     atomic_write_text("results/space/summary.json", text)
     with atomic_open("results/features/x/features.npy", "wb") as handle:
