@@ -30,6 +30,6 @@ include: "workflow/rules/campaign.smk"
 rule all:
     input:
         rules.space_summary.output,
-        STORES,
+        STORE_FILES,
         rules.dataset.output,
     default_target: True

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from expsearch.agents.history import History
-from expsearch.agents.plan import PlanSettings, plan_round
+from expsearch.agents.plan import plan_round
 from expsearch.agents.policy import RandomPolicy
 from expsearch.agents.rules import RulesPolicy
 from expsearch.agents.tpe import TPEPolicy
 from expsearch.atomic import atomic_write_text
 from expsearch.params import load_params
+from expsearch.settings import plan_settings
 from expsearch.space import Space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def main() -> None:
 
     params = load_params(args.params)
     space = Space.from_params(params)
-    settings = PlanSettings.from_params(params["agents"])
+    settings = plan_settings(params["agents"])
     n = settings.ideas_per_agent
     results = {}
     for size in args.sizes:

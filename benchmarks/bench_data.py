@@ -80,7 +80,7 @@ def main() -> None:
         report["synthetic_generation"]["mb_per_clip"] = statistics.mean(sizes) / 1e6
         print(f"  {report['synthetic_generation']['median_clips_per_s']:.1f} clips/s", flush=True)
 
-        clips = read_clips("synthetic", scratch / "gen", "videos", "train.csv")
+        clips = read_clips("synthetic", scratch / "gen" / "train.csv", scratch / "gen" / "videos")
         report["extraction"] = {}
         for name in BACKBONES:
             print(f"bench extraction {name} (tiny, {device}) ...", flush=True)

@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from expsearch.atomic import atomic_write_text
+from expsearch.features.store import stores_under
 from expsearch.params import load_params
+from expsearch.settings import training_settings
 from expsearch.space import Space
 from expsearch.training.data import window
 from expsearch.training.experiment import TaskCache, run_experiment
 from expsearch.training.metrics import average_precision
-from expsearch.training.trainer import TrainSettings
 
 BASE = {
     "backbone": "dinov3_b", "encoder": "zipformer", "pooling": "last", "width": 64,
@@ -161,11 +162,13 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     space = Space.from_params(params)
-    settings = TrainSettings.from_params(params["training"], device=args.device)
+    settings = training_settings(params["training"], device=args.device)
     split = Path("results/split")
     if not (split / "manifest.json").exists():
         raise SystemExit("no results/split/manifest.json: run `make run` first")
-    tasks = TaskCache(params["features"]["root"], split / "manifest.json", split / "clips.csv")
+    tasks = TaskCache(
+        stores_under(params["features"]["root"]), split / "manifest.json", split / "clips.csv"
+    )
     results = {"base": BASE, "seeds": args.seeds, "knob_encoder": args.knob_encoder}
     results["encoders"], results["knobs"] = {}, []
     with tempfile.TemporaryDirectory() as tmp:

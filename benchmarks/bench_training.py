@@ -104,14 +104,17 @@ def ours(root: Path, configs: list[Path], device: str) -> list[str]:
 
 def worker(root: Path, device: str, configs: list[str]) -> None:
     """The 'ours' process: several configs, one task cache, metrics written."""
+    from expsearch.features.store import stores_under
     from expsearch.params import load_params
+    from expsearch.settings import training_settings
     from expsearch.space import Space
     from expsearch.training.experiment import TaskCache, run_experiments
-    from expsearch.training.trainer import TrainSettings
 
     params = load_params(HERE.parent / "params.yaml")
-    settings = TrainSettings.from_params(params["training"], device=device)
-    tasks = TaskCache(root / "features", root / "manifest.json", root / "clips.csv", device)
+    settings = training_settings(params["training"], device=device)
+    tasks = TaskCache(
+        stores_under(root / "features"), root / "manifest.json", root / "clips.csv", device
+    )
     jobs = [(json.loads(Path(c).read_text()), root / "runs" / Path(c).stem) for c in configs]
     results = run_experiments(jobs, Space.from_params(params), tasks, settings, progress=False)
     failed = [m["error"] for m in results if m["status"] != "ok"]

@@ -14,6 +14,7 @@ from expsearch.agents.proposal import FATES, Proposal, Rejection
 from expsearch.agents.rules import RulesPolicy
 from expsearch.agents.sweeps import SweepSettings, auto_sweep
 from expsearch.agents.tpe import TPEPolicy
+from expsearch.settings import plan_settings
 
 from .agent_histories import make_history
 
@@ -156,7 +157,7 @@ def test_auto_sweep_expands_high_priority_bases(space, focal_config):
 
 
 def test_plan_settings_come_from_params(default_params):
-    plan = PlanSettings.from_params(default_params["agents"])
+    plan = plan_settings(default_params["agents"])
     assert plan.budget == default_params["agents"]["budget_per_round"]
     assert plan.sweep.auto_priorities == ("high",)
     rng_free = np.random.default_rng(0)  # settings hold no rng state

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from expsearch.agents.history import read_rows
-from expsearch.campaign.dataset import compile_dataset
+from expsearch.campaign.dataset import DatasetFiles, compile_dataset
+from expsearch.campaign.layout import CampaignLayout
 from expsearch.campaign.ledger import LedgerError, ledger_history
-from expsearch.campaign.settings import CampaignSettings
 from expsearch.campaign.shards import estimate_cost, pack
 from expsearch.campaign.steps import collect_round, propose_round, run_shard
+from expsearch.settings import all_campaigns, campaign_settings
 
-# DESIGN.md: every experiment row records these.
+# The README's experiment fields: every experiment row records these.
 ROW_FIELDS = {
     "id", "campaign", "round", "agent", "policy", "source", "parent_id", "config", "fingerprint",
     "status", "error_class", "val_ap", "test_ap", "queued", "started", "finished",
@@ -36,12 +38,55 @@ def campaign_params(params, task_files, tmp_path):
     return params
 
 
-def run_round(settings, params, task_files, round_index, lines=None):
-    plan = propose_round(settings, params, round_index, environ={})
-    for shard in range(settings.shards):
-        run_shard(settings, params, round_index, shard, manifest=task_files["manifest"],
-                  log=(lines.append if lines is not None else lambda line: None))  # fmt: skip
-    return plan, collect_round(settings, round_index)
+@pytest.fixture
+def layout(campaign_params):
+    return CampaignLayout(campaign_params["campaign"]["root"])
+
+
+def propose(settings, layout, round_index):
+    ledger = layout.ledger(settings.name, round_index)
+    out = layout.plan(settings.name, round_index)
+    return propose_round(
+        settings, round_index, ledger["plans"], ledger["experiments"], out=out, environ={}
+    )
+
+
+def shard(settings, layout, task_files, round_index, number, log=lambda line: None):
+    c = settings.name
+    return run_shard(
+        settings,
+        plan=layout.plan(c, round_index),
+        shard=number,
+        stores=sorted(str(p) for p in task_files["features"].glob("*/index.json")),
+        manifest=task_files["manifest"],
+        clips=task_files["clips"],
+        runs=layout.runs(c, round_index),
+        out=layout.shard(c, round_index, number),
+        log=log,
+    )
+
+
+def collect(settings, layout, round_index):
+    c = settings.name
+    return collect_round(
+        settings,
+        plan=layout.plan(c, round_index),
+        shards=layout.shards(c, round_index, settings.shards),
+        out=layout.experiments(c, round_index),
+    )
+
+
+def history_before(settings, layout, round_index):
+    ledger = layout.ledger(settings.name, round_index)
+    return ledger_history(settings, round_index, ledger["plans"], ledger["experiments"])
+
+
+def run_round(settings, layout, task_files, round_index, lines=None):
+    plan = propose(settings, layout, round_index)
+    for number in range(settings.shards):
+        log = lines.append if lines is not None else lambda line: None
+        shard(settings, layout, task_files, round_index, number, log)
+    return plan, collect(settings, layout, round_index)
 
 
 def test_pack_balances_shards_and_places_every_config_once(space):
@@ -57,10 +102,10 @@ def test_pack_balances_shards_and_places_every_config_once(space):
     assert estimate_cost(small | {"width": 128}) > estimate_cost(small)
 
 
-def test_two_rounds_write_a_ledger_the_next_round_reads(campaign_params, task_files):
-    settings = CampaignSettings.from_params(campaign_params, "tiny")
+def test_two_rounds_write_a_ledger_the_next_round_reads(campaign_params, layout, task_files):
+    settings = campaign_settings(campaign_params, "tiny")
     lines = []
-    plan0, rows0 = run_round(settings, campaign_params, task_files, 0, lines)
+    plan0, rows0 = run_round(settings, layout, task_files, 0, lines)
     assert len(rows0) == 3 and all(set(row) >= ROW_FIELDS for row in rows0)
     assert {row["status"] for row in rows0} == {"ok"}
     assert all(row["id"].startswith("tiny-r0000-") for row in rows0)
@@ -69,58 +114,97 @@ def test_two_rounds_write_a_ledger_the_next_round_reads(campaign_params, task_fi
     )
     assert any("val AP" in line for line in lines)  # a progress line per config
     # Round 1 sees round 0: it proposes nothing that round 0 trained.
-    history = ledger_history(settings, 1)
+    history = history_before(settings, layout, 1)
     assert len(history.finished()) == 3
-    _, rows1 = run_round(settings, campaign_params, task_files, 1)
+    _, rows1 = run_round(settings, layout, task_files, 1)
     assert not {row["fingerprint"] for row in rows1} & {row["fingerprint"] for row in rows0}
-    assert len(read_rows(settings.experiments_file(0))) == 3
+    assert len(read_rows(layout.experiments("tiny", 0))) == 3
 
 
-def test_a_failed_config_is_recorded_and_the_shard_goes_on(campaign_params, task_files):
-    settings = CampaignSettings.from_params(campaign_params, "base")
-    plan = propose_round(settings, campaign_params, 0, environ={})
+def test_a_failed_config_is_recorded_and_the_shard_goes_on(campaign_params, layout, task_files):
+    settings = campaign_settings(campaign_params, "base")
+    plan = propose(settings, layout, 0)
     bad = plan["shards"][0][0]
     for row in plan["rows"]:
         if row["id"] == bad:
             row["config"]["learning_rate"] = 5.0  # outside the space: a config failure
-    settings.plan_file(0).write_text(json.dumps(plan))
-    summary = run_shard(settings, campaign_params, 0, 0, manifest=task_files["manifest"],
-                        log=lambda line: None)  # fmt: skip
+    Path(layout.plan("base", 0)).write_text(json.dumps(plan))
+    summary = shard(settings, layout, task_files, 0, 0)
     assert [r["status"] for r in summary["results"]] == ["failed", "ok"]
-    rows = {row["id"]: row for row in collect_round(settings, 0)}
+    rows = {row["id"]: row for row in collect(settings, layout, 0)}
     assert rows[bad]["error_class"] == "config" and "learning_rate" in rows[bad]["error"]
     assert "ConfigError" in rows[bad]["trace"]
 
 
-def test_a_rerun_shard_resumes_finished_configs(campaign_params, task_files):
-    settings = CampaignSettings.from_params(campaign_params, "base")
-    propose_round(settings, campaign_params, 0, environ={})
-    first = run_shard(settings, campaign_params, 0, 0, manifest=task_files["manifest"],
-                      log=lambda line: None)  # fmt: skip
-    settings.shard_file(0, 0).unlink()  # the job was killed after its configs finished
+def test_a_rerun_shard_resumes_finished_configs(campaign_params, layout, task_files):
+    settings = campaign_settings(campaign_params, "base")
+    propose(settings, layout, 0)
+    first = shard(settings, layout, task_files, 0, 0)
+    Path(layout.shard("base", 0, 0)).unlink()  # the job was killed after its configs finished
     lines = []
-    again = run_shard(settings, campaign_params, 0, 0, manifest=task_files["manifest"],
-                      log=lines.append)  # fmt: skip
+    again = shard(settings, layout, task_files, 0, 0, lines.append)
     assert all(r["resumed"] for r in again["results"]) and len(again["results"]) == 2
     assert [r["seconds"] for r in again["results"]] == [r["seconds"] for r in first["results"]]
     assert all("(done earlier)" in line for line in lines)
 
 
-def test_collect_refuses_a_round_whose_shards_did_not_finish(campaign_params, task_files):
-    settings = CampaignSettings.from_params(campaign_params, "tiny")
-    propose_round(settings, campaign_params, 0, environ={})
+def test_collect_refuses_a_round_whose_shards_did_not_finish(campaign_params, layout, task_files):
+    settings = campaign_settings(campaign_params, "tiny")
+    propose(settings, layout, 0)
     with pytest.raises(LedgerError, match=r"shard_000\.json: missing"):
-        collect_round(settings, 0)
-    with pytest.raises(LedgerError, match="round 0 was not collected"):
-        ledger_history(settings, 1)
+        collect(settings, layout, 0)
+    with pytest.raises(
+        LedgerError, match=r"experiments\.jsonl: missing; its round was not collected"
+    ):
+        history_before(settings, layout, 1)
 
 
-def test_the_dataset_holds_every_campaign(campaign_params, task_files, tmp_path):
-    for name in ("tiny", "base"):
-        settings = CampaignSettings.from_params(campaign_params, name)
+def test_steps_check_the_files_they_are_given(campaign_params, layout, task_files):
+    """A file of another round, shard or campaign is refused, naming what was expected."""
+    tiny = campaign_settings(campaign_params, "tiny")
+    base = campaign_settings(campaign_params, "base")
+    run_round(tiny, layout, task_files, 0)
+    ledger = layout.ledger("tiny", 1)  # round 0's files, for a round that needs rounds 0 and 1
+    with pytest.raises(LedgerError, match=r"needs the plans of 'tiny' rounds \[0, 1\]"):
+        ledger_history(tiny, 2, ledger["plans"], ledger["experiments"])
+    with pytest.raises(LedgerError, match="a plan of campaign 'tiny', not 'base'"):
+        collect_round(
+            base, plan=layout.plan("tiny", 0), shards=[], out=layout.experiments("base", 0)
+        )
+    with pytest.raises(LedgerError, match="collect needs the summaries of shards"):
+        collect_round(
+            tiny,
+            plan=layout.plan("tiny", 0),
+            shards=[layout.shard("tiny", 0, 0)] * 2,  # shard 1 missing, shard 0 twice
+            out=layout.experiments("tiny", 0),
+        )
+
+
+def dataset_files(layout, campaigns, tmp_path):
+    def each(files):
+        return [p for c in campaigns.values() for r in range(c.rounds) for p in files(c, r)]
+
+    names = ("experiments.parquet", "proposals.parquet", "agent_log.jsonl", "summary.json")
+    return {
+        "plans": each(lambda c, r: [layout.plan(c.name, r)]),
+        "shards": each(lambda c, r: layout.shards(c.name, r, c.shards)),
+        "experiments": each(lambda c, r: [layout.experiments(c.name, r)]),
+        "out": DatasetFiles(*(tmp_path / "dataset" / name for name in names)),
+    }
+
+
+def test_the_dataset_holds_every_campaign(campaign_params, layout, task_files, tmp_path):
+    campaigns = all_campaigns(campaign_params)
+    for settings in campaigns.values():
         for round_index in range(settings.rounds):
-            run_round(settings, campaign_params, task_files, round_index)
-    summary = compile_dataset(campaign_params, tmp_path / "dataset")
+            run_round(settings, layout, task_files, round_index)
+    files = dataset_files(layout, campaigns, tmp_path)
+    summary = compile_dataset(campaigns, **files)
+    # The ledger files may come in any order: each names its campaign and round.
+    shuffled = {k: v[::-1] if isinstance(v, list) else v for k, v in files.items()}
+    assert compile_dataset(campaigns, **shuffled) == summary
+    with pytest.raises(LedgerError, match="needs the shard summaries"):
+        compile_dataset(campaigns, **{**files, "shards": files["shards"][1:]})
     experiments = pd.read_parquet(tmp_path / "dataset" / "experiments.parquet")
     assert len(experiments) == 3 + 3 + 2 and experiments["id"].is_unique
     assert set(experiments["campaign"]) == {"tiny", "base"}
@@ -136,7 +220,7 @@ def test_the_dataset_holds_every_campaign(campaign_params, task_files, tmp_path)
 
 def test_unknown_campaign_and_bad_limits_are_named(campaign_params):
     with pytest.raises(ValueError, match="unknown campaign 'nope'"):
-        CampaignSettings.from_params(campaign_params, "nope")
+        campaign_settings(campaign_params, "nope")
 
 
 def test_the_scheduling_simulation_counts_idle_devices():
@@ -157,20 +241,42 @@ def test_the_scheduling_simulation_counts_idle_devices():
     assert alone["busy_fraction"] < together["busy_fraction"] <= 1.0
 
 
-def test_the_next_round_heals_a_failure_from_the_ledger(campaign_params, task_files):
+def test_the_next_round_heals_a_failure_from_the_ledger(campaign_params, layout, task_files):
     campaign = campaign_params["campaign"]["campaigns"]["base"]
     campaign.update(rounds=2, limits={**LIMITS, "batch_size": [32, 64]})
-    settings = CampaignSettings.from_params(campaign_params, "base")
-    run_round(settings, campaign_params, task_files, 0)
+    settings = campaign_settings(campaign_params, "base")
+    run_round(settings, layout, task_files, 0)
     # Round 0's first config ran out of memory (as recorded in the ledger).
-    path = settings.experiments_file(0)
+    path = Path(layout.experiments("base", 0))
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0].update(status="failed", error_class="oom", val_ap=None,
                    trace="torch.OutOfMemoryError: CUDA out of memory")  # fmt: skip
     rows[0]["config"]["batch_size"] = 64
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    plan = propose_round(settings, campaign_params, 1, environ={})
+    plan = propose(settings, layout, 1)
     heals = [row for row in plan["rows"] if row["source"] == "heal"]
     assert len(heals) == 1 and heals[0]["parent_id"] == rows[0]["id"]
     assert heals[0]["fate"] == "kept" and heals[0]["config"]["batch_size"] == 32
     assert plan["heal_log"][0]["remediation"] == "halve_batch_size"
+
+
+def test_the_round_cli_runs_the_same_steps_on_the_layout(
+    campaign_params, layout, task_files, tmp_path
+):
+    """`expsearch round` runs propose, shard and collect on the layout's files,
+    as the workflow's rules do, with the same plan as the library step."""
+    from expsearch.cli import main
+    from expsearch.yamlio import dump_yaml
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(dump_yaml(campaign_params))
+    where = ["--params", str(params_file), "--campaign", "base", "--round", "0"]
+    files = ["--split", str(task_files["manifest"]), "--clips", str(task_files["clips"])]
+    for step in ("propose", "shard", "collect"):
+        assert main(["round", step, *where, *files]) == 0
+    rows = read_rows(layout.experiments("base", 0))
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"ok"}
+    settings = campaign_settings(campaign_params, "base")
+    direct = propose_round(settings, 0, [], [], out=tmp_path / "plan.json", environ={})
+    via_cli = json.loads(Path(layout.plan("base", 0)).read_text())
+    assert [r["fingerprint"] for r in via_cli["rows"]] == [r["fingerprint"] for r in direct["rows"]]

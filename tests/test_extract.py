@@ -25,7 +25,13 @@ def dataset(tmp_path_factory):
     generate(root, n=8, seed=3, progress=False)
     out = root / "split"
     split_source(
-        "synthetic", root, "videos", "train.csv", FRACTIONS, 0, out / "clips.csv", out / "m.json"
+        "synthetic",
+        root / "train.csv",
+        root / "videos",
+        FRACTIONS,
+        0,
+        out / "clips.csv",
+        out / "m.json",
     )
     clips = pd.read_csv(out / "clips.csv", dtype={"id": str})
     clips["path"] = clips["path"].fillna("")

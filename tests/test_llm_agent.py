@@ -25,6 +25,7 @@ from expsearch.agents.plan import PlanSettings, plan_round
 from expsearch.agents.providers import ProviderSettings, make_provider
 from expsearch.agents.registry import build_agents
 from expsearch.agents.sweeps import SweepSettings
+from expsearch.settings import agent_settings
 from expsearch.yamlio import dump_yaml
 
 from .agent_histories import make_history
@@ -225,13 +226,14 @@ def test_a_user_template_is_checked_for_unknown_placeholders(tmp_path):
 
 
 def test_without_a_key_the_rules_agent_stands_in_and_says_so(params, space):
-    agents = build_agents(["claude", "gemini", "tpe"], params, space, environ={})
+    settings = agent_settings(params["agents"])
+    agents = build_agents(["claude", "gemini", "tpe"], settings, space, environ={})
     assert [a.name for a in agents] == ["claude_rules", "gemini_rules", "tpe"]
     assert [a.policy for a in agents] == ["rules", "rules", "tpe"]
     assert "ANTHROPIC_API_KEY is not set" in agents[0].note
-    blank = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": "  "})
+    blank = build_agents(["claude"], settings, space, environ={"ANTHROPIC_API_KEY": "  "})
     assert blank[0].name == "claude_rules"  # a blank key is no key
-    llm = build_agents(["claude"], params, space, environ={"ANTHROPIC_API_KEY": SECRET})
+    llm = build_agents(["claude"], settings, space, environ={"ANTHROPIC_API_KEY": SECRET})
     assert llm[0].policy == "llm"
     assert SECRET not in repr(vars(llm[0].provider))
 

@@ -186,3 +186,26 @@ def test_campaign_agents_and_limits_are_checked(params):
     problems = _problems(params)
     assert "['oracle']" in problems["campaign.campaigns.agents.agents"]
     assert "[96]" in problems["campaign.campaigns.agents.limits.width"]
+
+
+def test_the_synthetic_source_keeps_the_generators_file_names(params):
+    params["data"]["labels"] = "labels.csv"
+    problems = _problems(params)
+    assert "the synthetic generator writes 'train.csv'" in problems["data.labels"]
+    params["data"]["source"] = "folder"  # your own files may be called anything
+    check_params(params)
+
+
+def test_agent_names_are_checked_in_one_place_for_params_and_the_registry(params, space):
+    """The same rule stops a bad campaign in params.yaml and a bad team at build time."""
+    from expsearch.agents.registry import AgentConfigError, build_agents
+    from expsearch.settings import agent_settings
+
+    settings = agent_settings(params["agents"])
+    with pytest.raises(AgentConfigError, match="agents repeat"):
+        build_agents(["rules", "rules"], settings, space)
+    with pytest.raises(AgentConfigError) as built:
+        build_agents(["rules", "oracle"], settings, space)
+    params["campaign"]["campaigns"]["agents"]["agents"] = ["rules", "oracle"]
+    said = _problems(params)["campaign.campaigns.agents.agents"]
+    assert said.startswith("unknown agent(s) ['oracle']") and said in str(built.value)

@@ -56,7 +56,7 @@ def test_several_agents_and_an_llm_without_key_falls_back(capsys, history_file, 
 
 def test_bad_inputs_exit_2_with_the_reason(capsys, tmp_path, history_file):
     code, _, err = run(capsys, "propose", "--policy", "oracle", "--history", str(history_file))
-    assert code == 2 and "unknown agent 'oracle'" in err
+    assert code == 2 and "unknown agent(s) ['oracle']" in err
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "a", "config": {}, "status": "ok"}\n{nope\n')
     code, _, err = run(capsys, "propose", "--policy", "rules", "--history", str(broken))

@@ -7,6 +7,7 @@ import pytest
 
 from expsearch.data.sources import (
     DataError,
+    nexar_competition,
     read_clip_table,
     read_clips,
     step_times,
@@ -28,7 +29,12 @@ def test_nexar_layout_with_competition_test_set(tmp_path):
     _touch(tmp_path / "train/00042.mp4")  # numeric id 42 -> zero-padded file name
     (tmp_path / "solution.csv").write_text("id,target,group,Usage\n00100,1,x,Public\n")
     _touch(tmp_path / "test/00100.mp4")
-    clips = read_clips("nexar", tmp_path, "train", "train.csv")
+    competition = nexar_competition(tmp_path)
+    assert competition == {
+        "videos": str(tmp_path / "test"),
+        "labels": str(tmp_path / "solution.csv"),
+    }
+    clips = read_clips("nexar", tmp_path / "train.csv", tmp_path / "train", competition)
     assert list(clips["id"]) == ["00001", "00002", "42", "00100"]
     assert list(clips["pool"]) == ["train", "train", "train", "competition"]
     assert clips.loc[1, "path"] == ""  # missing video: kept, extraction reports it
@@ -39,7 +45,7 @@ def test_nexar_layout_with_competition_test_set(tmp_path):
 def test_folder_source_needs_only_id_and_target(tmp_path):
     (tmp_path / "labels.csv").write_text("id,target\nclipA,1\nclipB,0\n")
     _touch(tmp_path / "vids/clipA.mov")
-    clips = read_clips("folder", tmp_path, "vids", "labels.csv")
+    clips = read_clips("folder", tmp_path / "labels.csv", tmp_path / "vids")
     assert clips.loc[0, "path"].endswith("clipA.mov") and clips["time_of_alert"].isna().all()
 
 
@@ -54,18 +60,27 @@ def test_folder_source_needs_only_id_and_target(tmp_path):
 def test_bad_labels_name_the_file(tmp_path, text, message):
     (tmp_path / "train.csv").write_text(text)
     with pytest.raises(DataError, match=message) as info:
-        read_clips("nexar", tmp_path, "train", "train.csv")
+        read_clips("nexar", tmp_path / "train.csv", tmp_path / "train")
     assert "train.csv" in str(info.value)
+
+
+def test_competition_clips_are_nexar_only_and_found_only_when_complete(tmp_path):
+    (tmp_path / "labels.csv").write_text("id,target\nclipA,1\n")
+    (tmp_path / "test").mkdir()
+    assert nexar_competition(tmp_path) == {}  # no solution.csv: no competition set
+    (tmp_path / "solution.csv").write_text("id,target\n00100,1\n")
+    with pytest.raises(DataError, match="Nexar set"):
+        read_clips("folder", tmp_path / "labels.csv", tmp_path, nexar_competition(tmp_path))
 
 
 def test_unknown_source(tmp_path):
     with pytest.raises(DataError, match="unknown data source"):
-        read_clips("kinetics", tmp_path, "v", "l.csv")
+        read_clips("kinetics", tmp_path / "l.csv", tmp_path / "v")
 
 
 def test_clip_table_round_trip(tmp_path):
     (tmp_path / "train.csv").write_text("id,time_of_event,time_of_alert,target\n007,,,0\n")
-    clips = read_clips("synthetic", tmp_path, "videos", "train.csv")
+    clips = read_clips("synthetic", tmp_path / "train.csv", tmp_path / "videos")
     clips.to_csv(tmp_path / "clips.csv", index=False)
     back = read_clip_table(tmp_path / "clips.csv")
     assert back.loc[0, "id"] == "007" and back.loc[0, "path"] == ""

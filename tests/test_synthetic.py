@@ -58,7 +58,7 @@ def test_csv_layout(dataset):
     assert ((scenarios["scenario"] == "collision") == (labels["target"] == 1)).all()
     assert set(scenarios["scenario"]) == set(SCENARIOS)
     # the pipeline's reader finds every video
-    clips = read_clips("synthetic", root, "videos", "train.csv")
+    clips = read_clips("synthetic", root / "train.csv", root / "videos")
     assert (clips["path"] != "").all()
     info = probe_video(clips["path"].iloc[0])
     assert (info.width, info.height, info.fps, info.n_frames) == (160, 96, 10.0, 80)

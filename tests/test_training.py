@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from expsearch.cli import main
+from expsearch.features.store import stores_under
 from expsearch.models.classifier import ClipClassifier
 from expsearch.space import ConfigError, Space
 from expsearch.training.data import SplitData, Task, load_task
 from expsearch.training.experiment import TaskCache, classify, run_experiment
-from expsearch.training.trainer import TrainingFailure, TrainSettings, fit_config
+from expsearch.training.settings import TrainSettings
+from expsearch.training.trainer import TrainingFailure, fit_config
 from expsearch.yamlio import dump_yaml
 
 SETTINGS = TrainSettings(seed=0, device="cpu")
@@ -24,7 +26,9 @@ SETTINGS = TrainSettings(seed=0, device="cpu")
 
 @pytest.fixture(scope="module")
 def tasks(task_files):
-    return TaskCache(task_files["features"], task_files["manifest"], task_files["clips"])
+    return TaskCache(
+        stores_under(task_files["features"]), task_files["manifest"], task_files["clips"]
+    )
 
 
 def test_a_quick_config_learns_the_tiny_task(quick_config, tasks, space):
@@ -117,15 +121,20 @@ def test_a_corrupt_store_is_a_data_failure(quick_config, task_files, space, tmp_
     root = tmp_path / "features"
     shutil.copytree(task_files["features"] / "vjepa2", root / "vjepa2")
     (root / "vjepa2" / "features.npy").write_bytes(b"not an array")
-    tasks = TaskCache(root, task_files["manifest"], task_files["clips"])
+    tasks = TaskCache(stores_under(root), task_files["manifest"], task_files["clips"])
     metrics = run_experiment(quick_config, space, tasks, SETTINGS, tmp_path / "run")
     failed(metrics, tmp_path / "run", "data", "features.npy")
 
 
 def test_a_missing_store_is_a_data_failure(quick_config, task_files, space, tmp_path):
-    tasks = TaskCache(tmp_path / "nowhere", task_files["manifest"], task_files["clips"])
+    nowhere = {"vjepa2": tmp_path / "nowhere" / "vjepa2" / "index.json"}
+    tasks = TaskCache(nowhere, task_files["manifest"], task_files["clips"])
     metrics = run_experiment(quick_config, space, tasks, SETTINGS, tmp_path / "run")
     failed(metrics, tmp_path / "run", "data", "index.json")
+    # A backbone with no store at all names the stores there are.
+    tasks = TaskCache({}, task_files["manifest"], task_files["clips"])
+    metrics = run_experiment(quick_config, space, tasks, SETTINGS, tmp_path / "run2")
+    failed(metrics, tmp_path / "run2", "data", "no feature store for backbone 'vjepa2'")
 
 
 def test_a_non_finite_loss_stops_the_run_as_nan(quick_config, task_files, space, tmp_path):

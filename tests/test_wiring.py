@@ -17,10 +17,12 @@ import math
 import pytest
 import torch
 
+from expsearch.features.store import stores_under
 from expsearch.params import load_params
 from expsearch.space import Dimension, Space
 from expsearch.training.experiment import TaskCache
-from expsearch.training.trainer import TrainSettings, fit_config
+from expsearch.training.settings import TrainSettings
+from expsearch.training.trainer import fit_config
 
 from .conftest import ROOT
 
@@ -68,7 +70,9 @@ def trace(config: dict, tasks) -> str:
 
 @pytest.fixture(scope="module")
 def tasks(task_files):
-    return TaskCache(task_files["features"], task_files["manifest"], task_files["clips"])
+    return TaskCache(
+        stores_under(task_files["features"]), task_files["manifest"], task_files["clips"]
+    )
 
 
 def test_the_trace_is_deterministic(quick_config, tasks):

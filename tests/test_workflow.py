@@ -14,9 +14,11 @@ import pytest
 
 from expsearch.data.splits import load_manifest
 from expsearch.features.store import open_store
+from expsearch.joblog import AUDIT_ENV
 from expsearch.yamlio import dump_yaml, load_yaml_file
 
 from .conftest import ROOT
+from .file_audit import audit_records, undeclared_access
 from .workflow_repo import BIN, copy_repo, small, snakemake
 
 
@@ -50,10 +52,19 @@ def test_an_edited_space_reruns_with_the_new_count(repo):
     assert json.loads((repo / SUMMARY).read_text())["discrete_cells"] == 18_000
 
 
-def test_data_features_and_campaigns_end_to_end(repo):
+def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
+    """The whole small pipeline; every job opens only what its rule declares;
+    the report builds with the captions of the rules' report() outputs."""
     small(repo)
-    run = snakemake(repo)
+    audit = tmp_path / "audit"
+    run = snakemake(repo, env={AUDIT_ENV: str(audit)})
     assert run.returncode == 0, run.stderr
+    records = audit_records(audit)
+    ran = {line.split("rule ", 1)[1].rstrip(":") for line in run.stderr.splitlines()
+           if line.startswith("rule ") or line.startswith("localrule ")} - {"all"}  # fmt: skip
+    assert {record["rule"] for record in records} == ran  # every script logs and is audited
+    assert [problem for record in records for problem in undeclared_access(record)] == []
+    assert len(list((repo / "results/benchmarks").rglob("*.tsv"))) == 2 + 2  # extractions, shards
     manifest = load_manifest(
         repo / "results/split/manifest.json", repo / "results/data/synthetic/train.csv"
     )
@@ -71,6 +82,58 @@ def test_data_features_and_campaigns_end_to_end(repo):
     assert set(experiments["status"]) <= {"ok", "failed"}
     again = snakemake(repo)
     assert again.returncode == 0 and "Nothing to be done" in again.stderr
+    report = snakemake(repo, "--report", "report.html")
+    assert report.returncode == 0, report.stderr
+    html = (repo / "report.html").read_text()
+    assert "Every trained configuration of every campaign" in html  # dataset caption
+    assert "discrete cells" in html  # the space caption
+
+
+def test_the_file_audit_catches_undeclared_reads_and_writes():
+    """The checker behind the end-to-end test, on records of jobs that stray."""
+    record = {
+        "rule": "shard",
+        "cwd": "/w",
+        "input": ["results/p/plan.json", "results/data/videos"],
+        "output": ["results/p/shard_000.json"],
+        "log": ["results/logs/s.log"],
+        "scratch": ["results/p/runs"],
+        "opened": [
+            ["/w/results/p/plan.json", "r"],
+            ["results/data/videos/a.mp4", "rb"],  # under a declared directory
+            ["/w/results/p/.shard_000.json.ab12.tmp", "w"],  # atomic write of the output
+            ["/w/results/p/runs/x/metrics.json", "r"],  # scratch
+            ["/w/results/logs/s.log", "w"],
+            ["/usr/lib/python3/x.py", "r"],  # outside the working directory
+            ["/w/src/expsearch/space.py", "r"],  # the project's code
+        ],
+    }
+    assert undeclared_access(record) == []
+    record["opened"] += [
+        ["/w/results/split/clips.csv", "r"],  # found beside the manifest, never declared
+        ["/w/results/p/.stray.json.cd34.tmp", "w"],  # an atomic write of an undeclared file
+        ["/w/results/p/plan.json", "w"],  # writing an input
+    ]
+    problems = undeclared_access(record)
+    assert len(problems) == 3
+    assert "reads results/split/clips.csv" in problems[0]
+    assert ".stray.json" in problems[1] and "writes results/p/plan.json" in problems[2]
+
+
+def test_a_failed_job_leaves_its_traceback_in_its_log(repo, tmp_path):
+    """A labels file without a target column: split fails, and its log says why."""
+    data = tmp_path / "mydata"
+    (data / "videos").mkdir(parents=True)
+    (data / "labels.csv").write_text("id,time_of_event,time_of_alert\n1,,\n")
+    params = load_yaml_file(repo / "params.yaml")
+    params["data"].update(source="folder", root=str(data), labels="labels.csv")
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    run = snakemake(repo, "results/split/manifest.json")
+    assert run.returncode != 0
+    log = (repo / "results/logs/split.log").read_text()
+    assert "Traceback (most recent call last)" in log
+    assert "DataError" in log and "missing column(s) ['target']" in log
+    assert "missing column(s) ['target']" in run.stderr  # --show-failed-logs prints it
 
 
 @pytest.mark.parametrize(

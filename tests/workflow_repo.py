@@ -6,6 +6,7 @@ small version of the embedded default (used by the workflow tests).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -54,11 +55,13 @@ def small(repo: Path, n: int = 12, rounds: int = 1) -> None:
     (repo / "params.yaml").write_text(dump_yaml(params))
 
 
-def snakemake(repo: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(repo: Path, *args: str, env: dict[str, str] | None = None):
+    """Run Snakemake in `repo` on one core; `env` adds to the environment."""
     return subprocess.run(
         [str(BIN / "snakemake"), "--workflow-profile", "profiles/default", "--cores", "1", *args],
         cwd=repo,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )

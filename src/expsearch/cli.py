@@ -19,6 +19,9 @@
     expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
                       [--n N] [--seed S] [--round R] [--out FILE]
                                                      the round's candidates with fates, as YAML
+    expsearch round propose|shard|collect --campaign NAME --round R [--shard S]
+                                                     one job of a campaign round, on the files
+                                                     of the campaign layout (as the workflow)
 
 Options not given on the command line come from params.yaml (`--params`).
 
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .params import load_params
+from .settings import space_settings
 from .space import ConfigError, Space, summary_markdown
 from .yamlio import dump_yaml, load_yaml_file
 
@@ -46,7 +50,7 @@ DIFFICULTY_KNOBS = ("noise", "lighting", "speed", "occlusion", "positive_fractio
 
 
 def _space(args: argparse.Namespace) -> Space:
-    return Space.from_params(load_params(args.params))
+    return space_settings(load_params(args.params))
 
 
 def _load_config(args: argparse.Namespace):
@@ -93,43 +97,50 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
-    from .data.synthetic import Difficulty, generate
+    from .jobs import synthesize, synthetic_layout
+    from .settings import synth_settings
 
-    settings = dict(load_params(args.params)["data"]["synthetic"])
-    for key in ("n", "seed", "variant", "duration_s", "workers", *DIFFICULTY_KNOBS):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    table = generate(
-        args.out,
-        n=settings["n"],
-        seed=settings["seed"],
-        variant=settings["variant"],
-        duration_s=settings["duration_s"],
-        difficulty=Difficulty(**{key: settings[key] for key in DIFFICULTY_KNOBS}),
-        workers=settings["workers"],
-    )
+    settings = synth_settings(load_params(args.params)["data"]["synthetic"])
+    given = {key: getattr(args, key) for key in ("n", "seed", "variant", "duration_s", "workers")}
+    settings = dataclasses.replace(settings, **{k: v for k, v in given.items() if v is not None})
+    knobs = {key: getattr(args, key) for key in DIFFICULTY_KNOBS if getattr(args, key) is not None}
+    if knobs:
+        settings = dataclasses.replace(
+            settings, difficulty=dataclasses.replace(settings.difficulty, **knobs)
+        )
+    table = synthesize(settings, **synthetic_layout(args.out))
     print(f"{args.out}: {len(table)} clips, {int(table['target'].sum())} positive")
     return 0
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    from .data.splits import SPLITS, split_source
+    from .data.sources import nexar_competition
+    from .jobs import split_clips
+    from .settings import data_settings
 
-    data = load_params(args.params)["data"]
-    fractions = {name: data["split"][name] for name in SPLITS}
-    for name in SPLITS:
-        if getattr(args, name) is not None:
-            fractions[name] = getattr(args, name)
-    out = Path(args.out)
-    manifest = split_source(
-        args.source or data["source"],
-        args.root or data["root"],
-        args.videos or data["videos"],
-        args.labels or data["labels"],
-        fractions=fractions,
-        seed=data["split"]["seed"] if args.seed is None else args.seed,
-        clips_out=out / "clips.csv",
-        manifest_out=out / "manifest.json",
+    data = data_settings(load_params(args.params)["data"])
+    data = dataclasses.replace(
+        data,
+        source=args.source or data.source,
+        root=args.root or data.root,
+        videos=args.videos or data.videos,
+        labels=args.labels or data.labels,
+        fractions={
+            name: value if getattr(args, name) is None else getattr(args, name)
+            for name, value in data.fractions.items()
+        },
+        split_seed=data.split_seed if args.seed is None else args.seed,
+    )
+    root, out = Path(data.root), Path(args.out)
+    competition = nexar_competition(root) if data.source == "nexar" else {}
+    manifest = split_clips(
+        data,
+        labels=root / data.labels,
+        videos=root / data.videos,
+        clips=out / "clips.csv",
+        manifest=out / "manifest.json",
+        competition_videos=competition.get("videos"),
+        competition_labels=competition.get("labels"),
     )
     counts = ", ".join(f"{name} {len(ids)}" for name, ids in manifest.splits.items())
     print(f"{out / 'manifest.json'}: {counts}")
@@ -137,33 +148,37 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_features_extract(args: argparse.Namespace) -> int:
-    from .data.sources import read_clip_table
-    from .data.splits import load_manifest
-    from .features.extract import extract_store
+    from .jobs import extract_features
+    from .settings import data_settings, feature_settings
 
     params = load_params(args.params)
-    data, features = params["data"], params["features"]
-    manifest = load_manifest(args.manifest, labels_file=args.labels)
-    extract_store(
-        read_clip_table(args.clips),
+    data, features = data_settings(params["data"]), feature_settings(params["features"])
+    data = dataclasses.replace(
+        data, fps=args.fps or data.fps, window_s=args.window_s or data.window_s
+    )
+    features = dataclasses.replace(
+        features,
+        weights=args.weights or features.weights,
+        batch_size=args.batch_size or features.batch_size,
+        device=args.device or features.device,
+        seed=features.seed if args.seed is None else args.seed,
+    )
+    extract_features(
         args.backbone,
-        args.out,
-        weights=args.weights or features["weights"],
-        fps=args.fps or data["fps"],
-        window_s=args.window_s or data["window_s"],
-        batch_size=args.batch_size or features["batch_size"],
-        device=args.device or features["device"],
-        seed=features["seed"] if args.seed is None else args.seed,
-        labels_sha256=manifest.labels_sha256,
+        data,
+        features,
+        clips=args.clips,
+        manifest=args.manifest,
+        labels=args.labels,
+        out=args.out,
     )
     return 0
 
 
 def cmd_features_fuse(args: argparse.Namespace) -> int:
-    from .features.fusion import fuse_stores
-    from .features.store import open_store
+    from .jobs import fuse_features
 
-    index = fuse_stores([open_store(path) for path in args.stores], args.name, args.out)
+    index = fuse_features(args.name, args.stores, args.out)
     print(f"{args.out}: {len(index['clip_ids'])} clips x {index['width']} features")
     return 0
 
@@ -179,17 +194,15 @@ def cmd_features_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .features.store import stores_under
+    from .settings import training_settings
     from .training.experiment import TaskCache, run_experiment
-    from .training.trainer import TrainSettings
 
     params = load_params(args.params)
-    overrides = {
-        k: v for k, v in {"device": args.device, "seed": args.seed}.items() if v is not None
-    }
-    settings = TrainSettings.from_params(params["training"], **overrides)
+    settings = training_settings(params["training"], device=args.device, seed=args.seed)
     manifest = Path(args.split)
     tasks = TaskCache(
-        args.features or params["features"]["root"],
+        stores_under(args.features or params["features"]["root"]),
         manifest,
         args.clips or manifest.parent / "clips.csv",
         device=settings.torch_device(),
@@ -200,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     metrics = run_experiment(
         load_yaml_file(args.config),
-        Space.from_params(params),
+        space_settings(params),
         tasks,
         settings,
         args.out,
@@ -228,18 +241,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_propose(args: argparse.Namespace) -> int:
     from .agents.history import History
-    from .agents.plan import PlanSettings, plan_round
+    from .agents.plan import plan_round
     from .agents.registry import build_agents, build_healer
+    from .settings import agent_settings
 
     params = load_params(args.params)
-    space = Space.from_params(params)
+    space = space_settings(params)
+    agents_settings = agent_settings(params["agents"])
     history = (
         History.load(args.history, space, proposals=args.proposals) if args.history else History()
     )
-    settings = PlanSettings.from_params(params["agents"])
+    settings = agents_settings.plan
     if args.n is not None:
         settings = dataclasses.replace(settings, ideas_per_agent=args.n)
-    agents = build_agents(args.policy, params, space, round_index=args.round)
+    agents = build_agents(args.policy, agents_settings, space, round_index=args.round)
     plan = plan_round(
         agents,
         history,
@@ -247,7 +262,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         round_index=args.round,
         seed=args.seed,
         settings=settings,
-        healer=None if args.no_heal else build_healer(params, space),
+        healer=None if args.no_heal else build_healer(agents_settings, space),
     )
     text = dump_yaml(plan.rows)
     if args.out:
@@ -269,6 +284,59 @@ def cmd_propose(args: argparse.Namespace) -> int:
     kept = len(plan.queue)
     print(f"expsearch propose: {kept} kept of {len(plan.rows)} candidates", file=sys.stderr)
     return 1 if all(entry["error"] for entry in plan.agent_log) else 0
+
+
+def _campaign(args: argparse.Namespace):
+    from .campaign.layout import CampaignLayout
+    from .settings import campaign_settings
+
+    params = load_params(args.params)
+    return (
+        params,
+        campaign_settings(params, args.campaign),
+        CampaignLayout(params["campaign"]["root"]),
+    )
+
+
+def _stores(params) -> list[str]:
+    from .features.store import store_files
+
+    features = params["features"]
+    names = [*features["backbones"], *features["fusions"]]
+    return [path for name in names for path in store_files(features["root"], name)]
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    """One job of a campaign round, on the files the workflow's rule would use."""
+    from .campaign.describe import describe_plan
+    from .campaign.steps import collect_round, propose_round, run_shard
+
+    params, settings, layout = _campaign(args)
+    c, r = settings.name, args.round
+    if args.step == "propose":
+        ledger = layout.ledger(c, r)
+        plan = propose_round(settings, r, ledger["plans"], ledger["experiments"], layout.plan(c, r))
+        print(describe_plan(plan))
+    elif args.step == "shard":
+        run_shard(
+            settings,
+            plan=layout.plan(c, r),
+            shard=args.shard,
+            stores=_stores(params),
+            manifest=args.split,
+            clips=args.clips or Path(args.split).parent / "clips.csv",
+            runs=layout.runs(c, r),
+            out=layout.shard(c, r, args.shard),
+        )
+    else:
+        rows = collect_round(
+            settings,
+            plan=layout.plan(c, r),
+            shards=layout.shards(c, r, settings.shards),
+            out=layout.experiments(c, r),
+        )
+        print(f"{layout.experiments(c, r)}: {len(rows)} experiments")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     propose.add_argument(
         "--no-heal", action="store_true", help="do not re-queue healed failures (default: heal)"
     )
+    rounds = add("round", cmd_round, "run one job of a campaign round, as the workflow would")
+    rounds.add_argument("step", choices=["propose", "shard", "collect"])
+    rounds.add_argument("--campaign", required=True, help="a campaign under campaign.campaigns")
+    rounds.add_argument("--round", type=int, required=True, help="round number (from 0)")
+    rounds.add_argument("--shard", type=int, default=0, help="shard number (step shard)")
+    rounds.add_argument("--split", default="results/split/manifest.json", help="split manifest")
+    rounds.add_argument("--clips", help="clip table (default: clips.csv beside the manifest)")
     return parser
 
 

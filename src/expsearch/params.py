@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from .agents.names import llm_name_problems, unknown_agents
 from .space import Space, SpaceError
 from .yamlio import YamlError, load_yaml, load_yaml_file
 
@@ -72,7 +73,15 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
     store, fusions name extracted backbones, the window serves every seq_len,
     self-healing diagnoses with a defined LLM agent."""
     problems = []
-    split = params["data"]["split"]
+    data = params["data"]
+    if data["source"] == "synthetic":
+        # The generator writes the Nexar layout: <root>/train.csv and <root>/videos/.
+        for key, name in (("labels", "train.csv"), ("videos", "videos")):
+            if data[key] != name:
+                problems.append(
+                    (f"data.{key}", f"the synthetic generator writes {name!r}, not {data[key]!r}")
+                )
+    split = data["split"]
     total = split["train"] + split["val"] + split["test"]
     if abs(total - 1.0) > 1e-9:
         problems.append(("data.split", f"train + val + test must be 1, got {total:g}"))
@@ -113,33 +122,15 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
                 )
             )
     agents = params["agents"]
-    known = {"random", "tpe", "rules", *agents["llm"]}
     for name, campaign in params["campaign"]["campaigns"].items():
-        unknown = [agent for agent in campaign["agents"] if agent not in known]
-        if unknown:
-            problems.append(
-                (
-                    f"campaign.campaigns.{name}.agents",
-                    f"{unknown}: expected agents of {sorted(known)}",
-                )
-            )
+        problem = unknown_agents(campaign["agents"], agents["llm"])
+        if problem:
+            problems.append((f"campaign.campaigns.{name}.agents", problem))
         try:
             space.restrict(campaign.get("limits") or {})
         except SpaceError as exc:
             problems.append((f"campaign.campaigns.{name}.{exc.key}", str(exc).split(": ", 1)[1]))
-    for name in agents["llm"]:
-        if name in ("random", "tpe", "rules"):
-            problems.append(
-                (f"agents.llm.{name}", "random, tpe and rules are built-in agents, not LLM names")
-            )
-    diagnose = agents["healing"]["diagnose_with"]
-    if diagnose is not None and diagnose not in agents["llm"]:
-        problems.append(
-            (
-                "agents.healing.diagnose_with",
-                f"{diagnose!r} is not an LLM agent; expected null or one of {sorted(agents['llm'])}",
-            )
-        )
+    problems += llm_name_problems(agents["llm"], agents["healing"]["diagnose_with"])
     return problems
 
 

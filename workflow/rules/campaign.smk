@@ -1,8 +1,8 @@
 # Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect.
-# Round r's proposal reads the ledger of rounds < r through round r-1's
-# experiments file, so the DAG is static: rounds x (1 + S + 1) jobs. Every
-# campaign in params.yaml runs side by side on the same feature stores.
-# Paths and input functions are in common.smk.
+# Round r's proposal declares the whole ledger before it (the plans and
+# experiments of rounds < r), so the DAG is static: rounds x (1 + S + 1) jobs.
+# Every campaign in params.yaml runs side by side on the same feature stores.
+# Paths and input functions are in common.smk (from the library's CampaignLayout).
 
 
 wildcard_constraints:
@@ -13,14 +13,14 @@ wildcard_constraints:
 
 rule propose:
     input:
-        previous_round,
+        unpack(round_ledger),
     output:
-        f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+        LAYOUT.plan("{campaign}", "{round}"),
     params:
         params=CAMPAIGN_PARAMS,
     localrule: True
     log:
-        f"{RESULTS}/logs/campaigns/{{campaign}}/propose_{{round}}.log",
+        f"{LOGS}/campaigns/{{campaign}}/propose_{{round}}.log",
     conda:
         ENV
     script:
@@ -29,13 +29,17 @@ rule propose:
 
 rule shard:
     input:
-        plan=f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+        plan=LAYOUT.plan("{campaign}", "{round}"),
         manifest=MANIFEST,
-        stores=STORES,
+        clips=CLIPS,
+        stores=STORE_FILES,
     output:
-        f"{CROOT}/{{campaign}}/round_{{round}}/shard_{{shard}}.json",
+        LAYOUT.shard("{campaign}", "{round}", "{shard}"),
     params:
         params=CAMPAIGN_PARAMS,
+        # Each config's run folder (runs/<id>/metrics.json): the shard's own
+        # scratch, kept between attempts so that a killed shard resumes.
+        scratch=round_runs,
     threads: CAMPAIGN["resources"]["shard"]["cpus"]
     resources:
         slurm_partition=CAMPAIGN["resources"]["shard"]["slurm_partition"],
@@ -43,7 +47,9 @@ rule shard:
         mem_mb=CAMPAIGN["resources"]["shard"]["mem_mb"],
         runtime=CAMPAIGN["resources"]["shard"]["runtime"],
     log:
-        f"{RESULTS}/logs/campaigns/{{campaign}}/shard_{{round}}_{{shard}}.log",
+        f"{LOGS}/campaigns/{{campaign}}/shard_{{round}}_{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/campaigns/{{campaign}}/shard_{{round}}_{{shard}}.tsv"
     conda:
         ENV
     script:
@@ -52,10 +58,10 @@ rule shard:
 
 rule collect:
     input:
-        plan=f"{CROOT}/{{campaign}}/round_{{round}}/plan.json",
+        plan=LAYOUT.plan("{campaign}", "{round}"),
         shards=round_shards,
     output:
-        f"{CROOT}/{{campaign}}/round_{{round}}/experiments.jsonl",
+        LAYOUT.experiments("{campaign}", "{round}"),
     params:
         params=CAMPAIGN_PARAMS,
     resources:
@@ -63,7 +69,7 @@ rule collect:
         mem_mb=CAMPAIGN["resources"]["collect"]["mem_mb"],
         runtime=CAMPAIGN["resources"]["collect"]["runtime"],
     log:
-        f"{RESULTS}/logs/campaigns/{{campaign}}/collect_{{round}}.log",
+        f"{LOGS}/campaigns/{{campaign}}/collect_{{round}}.log",
     conda:
         ENV
     script:
@@ -72,12 +78,20 @@ rule collect:
 
 rule dataset:
     input:
-        all_rounds("experiments.jsonl"),
+        plans=every_round(lambda c, r: [LAYOUT.plan(c, r)]),
+        shards=every_round(lambda c, r: LAYOUT.shards(c, r, CAMPAIGNS[c]["shards"])),
+        experiments=every_round(lambda c, r: [LAYOUT.experiments(c, r)]),
     output:
-        experiments=f"{DATASET}/experiments.parquet",
+        experiments=report(
+            f"{DATASET}/experiments.parquet",
+            caption="../report/dataset.rst",
+            category="Dataset",
+        ),
         proposals=f"{DATASET}/proposals.parquet",
         agent_log=f"{DATASET}/agent_log.jsonl",
-        summary=f"{DATASET}/summary.json",
+        summary=report(
+            f"{DATASET}/summary.json", caption="../report/summary.rst", category="Dataset"
+        ),
     params:
         params=CAMPAIGN_PARAMS,
     resources:
@@ -85,7 +99,7 @@ rule dataset:
         mem_mb=CAMPAIGN["resources"]["collect"]["mem_mb"],
         runtime=CAMPAIGN["resources"]["collect"]["runtime"],
     log:
-        f"{RESULTS}/logs/dataset.log",
+        f"{LOGS}/dataset.log",
     conda:
         ENV
     script:

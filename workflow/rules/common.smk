@@ -1,5 +1,7 @@
-# Shared by every rule file (the library on the path, the checked params, the
-# software environment, the result paths, and the campaigns' paths and input functions).
+# Shared by the other .smk files. The library on the path, the checked params, the
+# software environment, and every path a rule declares. Paths are built here
+# (and by the library's layout helpers), never in scripts: a script hands
+# snakemake.input / output / log / params to the library and computes nothing.
 
 import os
 import sys
@@ -11,11 +13,44 @@ sys.path.insert(0, SRC)
 # (Jobs inherit the environment, locally and through sbatch.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
+from expsearch.campaign.layout import CampaignLayout
+from expsearch.data.sources import nexar_competition
+from expsearch.features.store import skipped_file, store_files
+from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
 
 PARAMS = check_params(config, source="params.yaml")
 ENV = "../envs/expsearch.yaml"  # conda env of every rule (used with --sdm conda)
 RESULTS = "results"
+LOGS = f"{RESULTS}/logs"
+BENCHMARKS = f"{RESULTS}/benchmarks"  # per-job time and memory (Snakemake `benchmark:`)
+
+
+# ---- data (rules in data.smk)
+DATA = PARAMS["data"]
+DATA_ROOT = DATA["root"]
+LABELS = f"{DATA_ROOT}/{DATA['labels']}"
+VIDEOS = f"{DATA_ROOT}/{DATA['videos']}"
+# The Nexar download's sealed competition clips, when present: {"videos": ..., "labels": ...}.
+COMPETITION = nexar_competition(DATA_ROOT) if DATA["source"] == "nexar" else {}
+# What the synthetic generator writes (its fixed Nexar layout; params.py checks
+# that data.labels and data.videos name these files when data.source is synthetic).
+SYNTHETIC = synthetic_layout(DATA_ROOT)
+CLIPS = f"{RESULTS}/split/clips.csv"
+MANIFEST = f"{RESULTS}/split/manifest.json"
+
+
+# ---- features (rules in features.smk)
+FEATURES = PARAMS["features"]
+STORE_NAMES = [*FEATURES["backbones"], *FEATURES["fusions"]]
+
+
+STORE_FILES = [path for name in STORE_NAMES for path in store_files(FEATURES["root"], name)]
+
+
+def fusion_parts(wildcards):
+    parts = FEATURES["fusions"][wildcards.fusion]
+    return [path for part in parts for path in store_files(FEATURES["root"], part)]
 
 
 # ---- campaigns (rules in campaign.smk)
@@ -25,29 +60,31 @@ sys.setrecursionlimit(max(sys.getrecursionlimit(), 100_000))
 
 CAMPAIGN = PARAMS["campaign"]
 CAMPAIGNS = CAMPAIGN["campaigns"]
-CROOT = CAMPAIGN["root"]
+LAYOUT = CampaignLayout(CAMPAIGN["root"])
 DATASET = f"{RESULTS}/dataset"
 # What a round's jobs read of params (a change reruns the rounds it affects).
-CAMPAIGN_PARAMS = {key: PARAMS[key] for key in ("space", "agents", "campaign", "training", "features")}
+CAMPAIGN_PARAMS = {key: PARAMS[key] for key in ("space", "agents", "campaign", "training")}
 
 
-def round_path(campaign, round_index, name):
-    return f"{CROOT}/{campaign}/round_{int(round_index):04d}/{name}"
-
-
-def previous_round(wildcards):
-    r = int(wildcards.round)
-    return [] if r == 0 else [round_path(wildcards.campaign, r - 1, "experiments.jsonl")]
+def round_ledger(wildcards):
+    """Round r reads the plans and experiments of rounds 0 .. r-1 (named inputs)."""
+    return LAYOUT.ledger(wildcards.campaign, int(wildcards.round))
 
 
 def round_shards(wildcards):
     shards = CAMPAIGNS[wildcards.campaign]["shards"]
-    return [round_path(wildcards.campaign, wildcards.round, f"shard_{s:03d}.json") for s in range(shards)]
+    return LAYOUT.shards(wildcards.campaign, wildcards.round, shards)
 
 
-def all_rounds(name):
+def round_runs(wildcards):
+    return LAYOUT.runs(wildcards.campaign, wildcards.round)
+
+
+def every_round(files):
+    """The paths `files(campaign, round)` of every round of every campaign."""
     return [
-        round_path(campaign, r, name)
+        path
         for campaign, spec in CAMPAIGNS.items()
         for r in range(spec["rounds"])
+        for path in files(campaign, r)
     ]

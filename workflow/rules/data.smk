@@ -1,25 +1,21 @@
 # Data: the synthetic dashcam set (when data.source is synthetic), then the
 # clip table and the hashed split manifest that every later stage rechecks.
-
-DATA = PARAMS["data"]
-DATA_ROOT = DATA["root"]
-LABELS = f"{DATA_ROOT}/{DATA['labels']}"
-CLIPS = f"{RESULTS}/split/clips.csv"
-MANIFEST = f"{RESULTS}/split/manifest.json"
+# Paths are in common.smk.
 
 
 if DATA["source"] == "synthetic":
 
     rule synthesize:
         output:
-            labels=LABELS,
-            scenarios=f"{DATA_ROOT}/scenarios.csv",
-            videos=directory(f"{DATA_ROOT}/{DATA['videos']}"),
+            labels=SYNTHETIC["labels"],
+            scenarios=SYNTHETIC["scenarios"],
+            videos=directory(SYNTHETIC["videos"]),
+            record=SYNTHETIC["record"],
         params:
             synthetic=DATA["synthetic"],
         threads: DATA["synthetic"]["workers"]
         log:
-            f"{RESULTS}/logs/synthesize.log",
+            f"{LOGS}/synthesize.log",
         conda:
             ENV
         script:
@@ -29,13 +25,15 @@ if DATA["source"] == "synthetic":
 rule split:
     input:
         labels=LABELS,
+        videos=VIDEOS,
+        **{f"competition_{key}": path for key, path in COMPETITION.items()},
     output:
         clips=CLIPS,
         manifest=MANIFEST,
     params:
         data=DATA,
     log:
-        f"{RESULTS}/logs/split.log",
+        f"{LOGS}/split.log",
     conda:
         ENV
     script:

@@ -1,11 +1,5 @@
 # Features: one store per backbone (a GPU job on the cluster), then the named
-# fusions that concatenate stores.
-
-FEATURES = PARAMS["features"]
-STORES = [
-    f"{FEATURES['root']}/{name}/index.json"
-    for name in [*FEATURES["backbones"], *FEATURES["fusions"]]
-]
+# fusions that concatenate stores. Paths are in common.smk.
 
 
 rule extract_features:
@@ -13,9 +7,12 @@ rule extract_features:
         clips=CLIPS,
         manifest=MANIFEST,
         labels=LABELS,
+        videos=VIDEOS,
+        **{f"competition_{key}": path for key, path in COMPETITION.items()},
     output:
-        index=f"{FEATURES['root']}/{{backbone}}/index.json",
-        features=f"{FEATURES['root']}/{{backbone}}/features.npy",
+        index=store_files(FEATURES["root"], "{backbone}")[0],
+        features=store_files(FEATURES["root"], "{backbone}")[1],
+        skipped=skipped_file(FEATURES["root"], "{backbone}"),
     wildcard_constraints:
         backbone="|".join(FEATURES["backbones"]),
     params:
@@ -28,7 +25,9 @@ rule extract_features:
         mem_mb=FEATURES["resources"]["mem_mb"],
         runtime=FEATURES["resources"]["runtime"],
     log:
-        f"{RESULTS}/logs/features_{{backbone}}.log",
+        f"{LOGS}/features_{{backbone}}.log",
+    benchmark:
+        f"{BENCHMARKS}/features_{{backbone}}.tsv"
     conda:
         ENV
     script:
@@ -37,16 +36,14 @@ rule extract_features:
 
 rule fuse_features:
     input:
-        lambda wc: [
-            f"{FEATURES['root']}/{part}/index.json" for part in FEATURES["fusions"][wc.fusion]
-        ],
+        fusion_parts,
     output:
-        index=f"{FEATURES['root']}/{{fusion}}/index.json",
-        features=f"{FEATURES['root']}/{{fusion}}/features.npy",
+        index=store_files(FEATURES["root"], "{fusion}")[0],
+        features=store_files(FEATURES["root"], "{fusion}")[1],
     wildcard_constraints:
         fusion="|".join(FEATURES["fusions"]) or "^$",
     log:
-        f"{RESULTS}/logs/fuse_{{fusion}}.log",
+        f"{LOGS}/fuse_{{fusion}}.log",
     conda:
         ENV
     script:

@@ -2,19 +2,20 @@
 # and a small seeded sample of configs, so a new user sees what a config
 # looks like (the sample size and seed only affect this illustration).
 
+
 rule space_summary:
-    input:
-        "params.yaml",
     output:
         json=f"{RESULTS}/space/summary.json",
-        markdown=f"{RESULTS}/space/summary.md",
+        markdown=report(
+            f"{RESULTS}/space/summary.md", caption="../report/space.rst", category="Space"
+        ),
         sample=f"{RESULTS}/space/sample.yaml",
     params:
         space=PARAMS["space"],
         n_sample=8,
         seed=0,
     log:
-        f"{RESULTS}/logs/space_summary.log",
+        f"{LOGS}/space_summary.log",
     conda:
         ENV
     script:

@@ -1,11 +1,15 @@
-"""Collect one round: its plan and its runs' metrics -> experiments.jsonl."""
+"""Collect one round: its plan and its shards' summaries -> experiments.jsonl."""
 
-from expsearch.campaign.settings import CampaignSettings
-from expsearch.campaign.steps import collect_round
+from expsearch.joblog import job_log
 
-params = snakemake.params.params
-settings = CampaignSettings.from_params(params, snakemake.wildcards.campaign)
-rows = collect_round(settings, int(snakemake.wildcards.round))
-with open(snakemake.log[0], "w") as log:
-    finished = sum(row["status"] == "ok" for row in rows)
-    print(f"{len(rows)} experiments, {finished} finished", file=log)
+with job_log(snakemake):
+    from expsearch.campaign.steps import collect_round
+    from expsearch.settings import campaign_settings
+
+    rows = collect_round(
+        campaign_settings(snakemake.params.params, snakemake.wildcards.campaign),
+        plan=snakemake.input.plan,
+        shards=snakemake.input.shards,
+        out=snakemake.output[0],
+    )
+    print(f"{len(rows)} experiments, {sum(row['status'] == 'ok' for row in rows)} finished")

@@ -1,20 +1,17 @@
 """Compile every campaign's ledger into results/dataset/."""
 
-import json
-from pathlib import Path
+from expsearch.joblog import job_log
 
-from expsearch.campaign.dataset import compile_dataset
+with job_log(snakemake):
+    from expsearch.campaign.dataset import DatasetFiles, compile_dataset
+    from expsearch.campaign.describe import describe_summary
+    from expsearch.settings import all_campaigns
 
-summary = compile_dataset(snakemake.params.params, Path(snakemake.output.summary).parent)
-with open(snakemake.log[0], "w") as log:
-    print(json.dumps(summary, indent=1), file=log)
-
-
-def show(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-for name, campaign in summary.items():
-    best = campaign["best"]
-    shown = f"best val AP {show(best['val_ap'])} (test {show(best['test_ap'])})" if best else "none"
-    print(f"[{name}] {campaign['finished']}/{campaign['experiments']} finished; {shown}")
+    summary = compile_dataset(
+        all_campaigns(snakemake.params.params),
+        plans=snakemake.input.plans,
+        shards=snakemake.input.shards,
+        experiments=snakemake.input.experiments,
+        out=DatasetFiles(**dict(snakemake.output.items())),
+    )
+    print(describe_summary(summary))

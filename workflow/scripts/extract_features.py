@@ -1,23 +1,19 @@
 """Extract the feature store of one backbone for every clip."""
 
-from pathlib import Path
+from expsearch.joblog import job_log
 
-from expsearch.data.sources import read_clip_table
-from expsearch.data.splits import load_manifest
-from expsearch.features.extract import extract_store
+with job_log(snakemake):
+    from expsearch.jobs import extract_features
+    from expsearch.settings import data_settings, feature_settings
 
-data, features = snakemake.params.data, snakemake.params.features
-manifest = load_manifest(snakemake.input.manifest, labels_file=snakemake.input.labels)
-extract_store(
-    read_clip_table(snakemake.input.clips),
-    snakemake.wildcards.backbone,
-    Path(snakemake.output.index).parent,
-    weights=features["weights"],
-    fps=data["fps"],
-    window_s=data["window_s"],
-    batch_size=features["batch_size"],
-    device=features["device"],
-    seed=features["seed"],
-    labels_sha256=manifest.labels_sha256,
-    decode_workers=max(1, snakemake.threads),
-)
+    index = extract_features(
+        snakemake.wildcards.backbone,
+        data_settings(snakemake.params.data),
+        feature_settings(snakemake.params.features),
+        clips=snakemake.input.clips,
+        manifest=snakemake.input.manifest,
+        labels=snakemake.input.labels,
+        out=snakemake.output.index,
+        workers=snakemake.threads,
+    )
+    print(f"{len(index['clip_ids'])} clips x {index['width']} features")

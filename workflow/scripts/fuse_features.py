@@ -1,9 +1,9 @@
 """Concatenate the stores of a named fusion."""
 
-from pathlib import Path
+from expsearch.joblog import job_log
 
-from expsearch.features.fusion import fuse_stores
-from expsearch.features.store import open_store
+with job_log(snakemake):
+    from expsearch.jobs import fuse_features
 
-stores = [open_store(Path(index).parent) for index in snakemake.input]
-fuse_stores(stores, snakemake.wildcards.fusion, Path(snakemake.output.index).parent)
+    index = fuse_features(snakemake.wildcards.fusion, snakemake.input, snakemake.output.index)
+    print(f"{len(index['clip_ids'])} clips x {index['width']} features")

@@ -1,18 +1,20 @@
 """Read the clip table of the data source and write the hashed split manifest."""
 
-from expsearch.data.splits import SPLITS, split_source
+from expsearch.joblog import job_log
 
-data = snakemake.params.data
-manifest = split_source(
-    data["source"],
-    data["root"],
-    data["videos"],
-    data["labels"],
-    fractions={name: data["split"][name] for name in SPLITS},
-    seed=data["split"]["seed"],
-    clips_out=snakemake.output.clips,
-    manifest_out=snakemake.output.manifest,
-)
-with open(snakemake.log[0], "w") as log:
+with job_log(snakemake):
+    from expsearch.jobs import split_clips
+    from expsearch.settings import data_settings
+
+    inputs = snakemake.input
+    manifest = split_clips(
+        data_settings(snakemake.params.data),
+        labels=inputs.labels,
+        videos=inputs.videos,
+        clips=snakemake.output.clips,
+        manifest=snakemake.output.manifest,
+        competition_videos=inputs.get("competition_videos"),
+        competition_labels=inputs.get("competition_labels"),
+    )
     for name, ids in manifest.splits.items():
-        print(f"{name}: {len(ids)} clips", file=log)
+        print(f"{name}: {len(ids)} clips")

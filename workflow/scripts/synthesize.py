@@ -1,21 +1,10 @@
 """Generate the synthetic dashcam set (videos + Nexar-layout train.csv)."""
 
-from dataclasses import fields
-from pathlib import Path
+from expsearch.joblog import job_log
 
-from expsearch.data.synthetic import Difficulty, generate
+with job_log(snakemake):
+    from expsearch.jobs import synthesize
+    from expsearch.settings import synth_settings
 
-settings = dict(snakemake.params.synthetic)
-difficulty = Difficulty(**{f.name: settings[f.name] for f in fields(Difficulty)})
-root = Path(snakemake.output.labels).parent
-table = generate(
-    root,
-    n=settings["n"],
-    seed=settings["seed"],
-    variant=settings["variant"],
-    duration_s=settings["duration_s"],
-    difficulty=difficulty,
-    workers=settings["workers"],
-)
-with open(snakemake.log[0], "w") as log:
-    print(f"{len(table)} clips, {int(table['target'].sum())} positive, in {root}", file=log)
+    table = synthesize(synth_settings(snakemake.params.synthetic), **snakemake.output)
+    print(f"{len(table)} clips, {int(table['target'].sum())} positive")

@@ -1,24 +1,22 @@
 """Train one shard of a round (resuming configs that already finished)."""
 
-import torch
+from expsearch.joblog import job_log
 
-from expsearch.campaign.settings import CampaignSettings
-from expsearch.campaign.steps import run_shard
+with job_log(snakemake):
+    import torch
 
-torch.set_num_threads(snakemake.threads)  # the cores Snakemake gave this job, no more
-params = snakemake.params.params
-settings = CampaignSettings.from_params(params, snakemake.wildcards.campaign)
-with open(snakemake.log[0], "w") as log:
+    from expsearch.campaign.steps import run_shard
+    from expsearch.settings import campaign_settings
 
-    def say(line: str) -> None:
-        print(line, flush=True)
-        print(line, file=log, flush=True)
-
+    torch.set_num_threads(snakemake.threads)  # the cores Snakemake gave this job, no more
     run_shard(
-        settings,
-        params,
-        int(snakemake.wildcards.round),
-        int(snakemake.wildcards.shard),
+        campaign_settings(snakemake.params.params, snakemake.wildcards.campaign),
+        plan=snakemake.input.plan,
+        shard=int(snakemake.wildcards.shard),
+        stores=snakemake.input.stores,
         manifest=snakemake.input.manifest,
-        log=say,
+        clips=snakemake.input.clips,
+        runs=snakemake.params.scratch,
+        out=snakemake.output[0],
+        log=lambda line: print(line, flush=True),
     )

@@ -51,10 +51,6 @@ class ContextSettings:
     banned_recent: int = 20
     min_ideas: int = 3
 
-    @classmethod
-    def from_params(cls, raw: Mapping[str, Any]) -> ContextSettings:
-        return cls(**{key: int(value) for key, value in raw.items()})
-
 
 def load_template(path: str | Path | None) -> str:
     if path is None:

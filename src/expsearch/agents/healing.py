@@ -26,12 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..failures import ERROR_CLASSES
 from ..space import Config, Space
 from .edits import neighbours, replace
 from .history import Experiment, History
 from .proposal import Proposal
 
-ERROR_CLASSES = ("oom", "nan", "timeout", "crash", "data", "config")
 # Trace patterns, tried in order; the first match wins.
 TRACE_PATTERNS = (
     ("oom", r"out of memory|OutOfMemoryError|MemoryError|oom-kill|OOM"),

@@ -46,16 +46,6 @@ class PlanSettings:
     jaccard_threshold: float = 0.9
     continuous_tolerance: float | None = 0.05
 
-    @classmethod
-    def from_params(cls, agents: Mapping[str, Any]) -> PlanSettings:
-        return cls(
-            ideas_per_agent=int(agents["ideas_per_agent"]),
-            budget=int(agents["budget_per_round"]),
-            sweep=SweepSettings.from_params(agents["sweep"]),
-            jaccard_threshold=float(agents["dedup"]["jaccard_threshold"]),
-            continuous_tolerance=agents["dedup"]["continuous_tolerance"],
-        )
-
 
 @dataclass
 class RoundPlan:

@@ -34,16 +34,6 @@ class SweepSettings:
     learning_rate_factors: tuple[float, ...] = (0.3, 3.0)
     focal_gammas: tuple[float, ...] = (1.0, 2.0, 3.0)
 
-    @classmethod
-    def from_params(cls, raw: Mapping[str, Any]) -> SweepSettings:
-        auto = raw["auto"]
-        return cls(
-            max_variants=int(raw["max_variants"]),
-            auto_priorities=tuple(auto["priorities"]),
-            learning_rate_factors=tuple(float(f) for f in auto["learning_rate_factors"]),
-            focal_gammas=tuple(float(g) for g in auto["focal_gammas"]),
-        )
-
 
 def expand_axes(idea: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
     """The ideas that `idea`'s list values stand for (one if it has none)."""

@@ -1,12 +1,15 @@
 """Campaigns: rounds of propose -> shards -> collect, and the ledger they leave.
 
-    settings = CampaignSettings.from_params(params, "agents")        # settings.py
-    propose_round(settings, params, round_index)    # steps.py: writes round_<r>/plan.json
-    run_shard(settings, params, round_index, shard)  # trains its configs -> shard_<s>.json
-    collect_round(settings, round_index)             # -> round_<r>/experiments.jsonl
-    compile_dataset(params, out_dir)                 # dataset.py: every campaign -> tables
+    settings = campaign_settings(params, "agents")       # expsearch.settings
+    layout = CampaignLayout("results/campaigns")         # layout.py: every path of a round
+    propose_round(settings, r, ledger_plans, ledger_experiments, out)   # steps.py -> plan.json
+    run_shard(settings, plan=..., shard=s, stores=..., manifest=..., clips=..., runs=..., out=...)
+    collect_round(settings, plan=..., shards=[...], out=...)            # -> experiments.jsonl
+    compile_dataset(campaigns, plans=..., shards=..., experiments=..., out=DatasetFiles(...))
 
 The Snakemake rules in workflow/rules/campaign.smk call these through thin
-scripts; every file is written atomically and a round's files never change
-once its experiments.jsonl exists, so a killed run resumes where it stopped.
+scripts, with the paths of CampaignLayout; `expsearch round` runs the same
+steps on the same paths outside Snakemake. Every file is written atomically
+and a round's files never change once its experiments.jsonl exists, so a
+killed run resumes where it stopped.
 """

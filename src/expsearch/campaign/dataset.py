@@ -1,13 +1,18 @@
 """The dataset: every campaign's ledger compiled into tables and a summary.
 
-    summary = compile_dataset(params, "results/dataset")
+    summary = compile_dataset(campaigns, plans=[...], shards=[...], experiments=[...],
+                              out=DatasetFiles(experiments=..., proposals=..., agent_log=...,
+                                               summary=...))
 
-Writes, atomically: experiments.parquet (one row per trained config, all
-campaigns; nested values as JSON text), proposals.parquet (every candidate
-with its fate), agent_log.jsonl (per round and agent: prompt, answer,
-tokens, cost, failure), and summary.json (per campaign: counts, the best
-config by validation AP with its test AP, failures by class, self-healing,
-LLM tokens and cost, and utilisation from the shard timestamps).
+`campaigns` maps a name to its CampaignSettings; the ledger files are a
+rule's declared inputs, in any order (every document names its campaign
+and round, and each campaign must have all its rounds and every round all
+its shards). Writes, atomically: experiments (parquet; one row per trained
+config, all campaigns; nested values as JSON text), proposals (parquet; every
+candidate with its fate), agent_log (JSONL; per round and agent: prompt,
+answer, tokens, cost, failure), and summary (JSON; per campaign: counts, the
+best config by validation AP with its test AP, failures by class,
+self-healing, LLM tokens and cost, and utilisation from the shard timestamps).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,34 +31,62 @@ import pandas as pd
 from ..agents.healing import healing_stats
 from ..agents.history import History
 from ..atomic import atomic_open, atomic_write_text
-from .ledger import read_json, read_ledger
+from .ledger import LedgerError, check_rounds, read_json, read_ledger
 from .settings import CampaignSettings
 
 NESTED = ("config", "settings_overrides")
 
 
-def compile_dataset(params: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    out_dir = Path(out_dir)
-    experiments, proposals, logs, summary = [], [], [], {}
-    for name in params["campaign"]["campaigns"]:
-        settings = CampaignSettings.from_params(params, name)
-        rows, plans = read_ledger(settings, settings.rounds)
-        shards = [
-            read_json(settings.shard_file(r, s))
-            for r, plan in enumerate(plans)
-            for s in range(len(plan["shards"]))
-        ]
-        experiments += rows
-        proposals += [{"campaign": name, **row} for plan in plans for row in plan["rows"]]
-        logs += [{"campaign": name, **entry} for plan in plans for entry in plan["agent_log"]]
-        summary[name] = campaign_summary(settings, rows, shards)
-    _write_parquet(out_dir / "experiments.parquet", experiments)
-    _write_parquet(out_dir / "proposals.parquet", proposals)
-    atomic_write_text(
-        out_dir / "agent_log.jsonl", "".join(json.dumps(entry) + "\n" for entry in logs)
-    )
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+@dataclass(frozen=True)
+class DatasetFiles:
+    experiments: str | Path
+    proposals: str | Path
+    agent_log: str | Path
+    summary: str | Path
+
+
+def compile_dataset(
+    campaigns: Mapping[str, CampaignSettings],
+    *,
+    plans: Sequence[str | Path],
+    shards: Sequence[str | Path],
+    experiments: Sequence[str | Path],
+    out: DatasetFiles,
+) -> dict[str, Any]:
+    all_rows, all_plans = read_ledger(plans, experiments)
+    all_shards = [read_json(path) for path in shards]
+    rows_of, proposals, logs, summary = [], [], [], {}
+    for name, settings in campaigns.items():
+        mine = sorted(
+            (plan for plan in all_plans if plan.get("campaign") == name),
+            key=lambda plan: plan.get("round", -1),
+        )
+        check_rounds(mine, name, range(settings.rounds), "the dataset")
+        rows = sorted(
+            (row for row in all_rows if row["campaign"] == name), key=lambda row: row["round"]
+        )
+        shard_docs = _shards_of(name, mine, all_shards)
+        rows_of += rows
+        proposals += [{"campaign": name, **row} for plan in mine for row in plan["rows"]]
+        logs += [{"campaign": name, **entry} for plan in mine for entry in plan["agent_log"]]
+        summary[name] = campaign_summary(settings, rows, shard_docs)
+    _write_parquet(out.experiments, rows_of)
+    _write_parquet(out.proposals, proposals)
+    atomic_write_text(out.agent_log, "".join(json.dumps(entry) + "\n" for entry in logs))
+    atomic_write_text(out.summary, json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def _shards_of(
+    name: str, plans: list[dict[str, Any]], shards: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The campaign's shard summaries in (round, shard) order; all of them."""
+    by_key = {(doc.get("campaign"), doc.get("round"), doc.get("shard")): doc for doc in shards}
+    wanted = [(name, plan["round"], s) for plan in plans for s in range(len(plan["shards"]))]
+    missing = [key for key in wanted if key not in by_key]
+    if missing:
+        raise LedgerError(f"the dataset needs the shard summaries {missing} of {name!r}")
+    return [by_key[key] for key in wanted]
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

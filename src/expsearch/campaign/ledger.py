@@ -1,18 +1,20 @@
 """The append-only ledger of a campaign: its rounds' files, read back.
 
-    rows, plans = read_ledger(settings, before_round=r)    # plans: each round's plan.json
-    history = ledger_history(settings, before_round=r)   # what round r's agents see
+    rows, plans = read_ledger(plan_files, experiments_files)   # in the order given
+    history = ledger_history(settings, 3, plan_files, experiments_files)  # what round 3 sees
 
-Round r's ledger entry is round_<r>/plan.json (every candidate with its
-fate, the agent log, the shards) and round_<r>/experiments.jsonl (one row
-per trained config). Both are immutable once the round is collected; a
-round that has a plan but no experiments file is still running and is not
-part of the ledger.
+Round r's ledger entry is its plan.json (every candidate with its fate, the
+agent log, the shards) and its experiments.jsonl (one row per trained
+config). Both are immutable once the round is collected. The files come
+from the caller (a rule's declared inputs, built by layout.py); every
+document names its campaign and round, which is what is checked here, so a
+missing or misplaced file is an error that names it, never a silent gap.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from .settings import CampaignSettings
 
 
 class LedgerError(ValueError):
-    """A ledger file that is missing or unreadable; the message names it."""
+    """A ledger file that is missing, unreadable or out of place; the message names it."""
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -34,23 +37,41 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_ledger(
-    settings: CampaignSettings, before_round: int
+    plans: Sequence[str | Path], experiments: Sequence[str | Path]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Experiment rows and plans (plan.json documents) of rounds 0 .. before_round - 1."""
-    experiments: list[dict[str, Any]] = []
-    plans: list[dict[str, Any]] = []
-    for round_index in range(before_round):
-        path = settings.experiments_file(round_index)
-        if not path.exists():
-            raise LedgerError(f"{path}: round {round_index} was not collected")
-        experiments += read_rows(path)
-        plans.append(read_json(settings.plan_file(round_index)))
-    return experiments, plans
+    """Experiment rows and plan documents of the given rounds' files."""
+    for path in experiments:
+        if not Path(path).exists():
+            raise LedgerError(f"{path}: missing; its round was not collected")
+    rows = [row for path in experiments for row in read_rows(path)]
+    return rows, [read_json(path) for path in plans]
 
 
-def ledger_history(settings: CampaignSettings, before_round: int) -> History:
-    rows, plans = read_ledger(settings, before_round)
-    proposals = [row for plan in plans for row in plan["rows"]]
+def check_rounds(plans: Sequence[dict[str, Any]], campaign: str, rounds: range, what: str) -> None:
+    """The plans are exactly `campaign`'s rounds in `rounds`, in order."""
+    found = [(plan.get("campaign"), plan.get("round")) for plan in plans]
+    expected = [(campaign, r) for r in rounds]
+    if found != expected:
+        raise LedgerError(
+            f"{what} needs the plans of {campaign!r} rounds {list(rounds)}, "
+            f"got (campaign, round) {found}"
+        )
+
+
+def ledger_history(
+    settings: CampaignSettings,
+    before_round: int,
+    plans: Sequence[str | Path],
+    experiments: Sequence[str | Path],
+) -> History:
+    rows, documents = read_ledger(plans, experiments)
+    check_rounds(documents, settings.name, range(before_round), f"round {before_round}")
+    strays = {(row["campaign"], row["round"]) for row in rows} - {
+        (settings.name, r) for r in range(before_round)
+    }
+    if strays:
+        raise LedgerError(f"round {before_round} of {settings.name!r} was given rows of {strays}")
+    proposals = [row for plan in documents for row in plan["rows"]]
     return History.from_rows(rows, settings.space, proposals=proposals)
 
 

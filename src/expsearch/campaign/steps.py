@@ -1,17 +1,23 @@
 """The three steps of a round: propose, train a shard, collect.
 
-    plan = propose_round(settings, params, round_index)        # round_<r>/plan.json
-    summary = run_shard(settings, params, round_index, shard)  # round_<r>/shard_<s>.json
-    rows = collect_round(settings, round_index)                # round_<r>/experiments.jsonl
+    plan = propose_round(settings, r, ledger_plans, ledger_experiments, out="round_r/plan.json")
+    summary = run_shard(settings, plan="round_r/plan.json", shard=s, stores=[index.json, ...],
+                        manifest=..., clips=..., runs="round_r/runs", out="round_r/shard_s.json")
+    rows = collect_round(settings, plan="round_r/plan.json", shards=[...], out="round_r/experiments.jsonl")
 
-propose reads the ledger of earlier rounds, lets the campaign's agents
-propose (plus self-healing of earlier failures), plans the round (sweeps,
-dedup, budget) and packs the kept configs into shards. A shard trains its
-configs one after another in one process (features loaded once per
-backbone); a config whose metrics.json is already there is skipped, so a
-killed shard resumes; a failed config is recorded with its error class and
-the shard goes on. collect turns the plan and the metrics into the round's
-experiment rows (DESIGN.md's fields). Every file is written atomically.
+Every path is an argument (the rules, or the `expsearch round` CLI, take them
+from layout.py); a step reads only the files it is given, plus a shard's own
+`runs` folder. propose reads the ledger of earlier rounds, lets the
+campaign's agents propose (plus self-healing of earlier failures), plans the
+round (sweeps, dedup, budget) and packs the kept configs into shards. A
+shard trains its configs one after another in one process (features loaded
+once per backbone), each in runs/<id>/; a config whose metrics.json is
+already there is skipped, so a killed shard resumes; a failed config is
+recorded with its error class and the shard goes on. The shard's summary
+carries every config's metrics and the tail of a failure's traceback, so
+collect turns the plan and the shard summaries into the round's experiment
+rows (the README's experiment fields) without reading anything else. Every
+file is written atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +34,9 @@ from ..agents.plan import plan_round
 from ..agents.registry import build_agents, build_healer
 from ..atomic import atomic_write_text
 from ..clock import utc_now
+from ..features.store import stores_by_name
 from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
-from ..training.trainer import TrainSettings
-from .ledger import jsonl_text, ledger_history, read_json
+from .ledger import LedgerError, jsonl_text, ledger_history, read_json
 from .settings import CampaignSettings
 from .shards import pack
 
@@ -50,15 +56,22 @@ NO_LLM = {"llm_input_tokens": 0, "llm_output_tokens": 0, "llm_cost_usd": 0.0}
 
 def propose_round(
     settings: CampaignSettings,
-    params: Mapping[str, Any],
     round_index: int,
+    ledger_plans: Sequence[str | Path],
+    ledger_experiments: Sequence[str | Path],
+    out: str | Path,
     environ: Mapping[str, str] = os.environ,
 ) -> dict[str, Any]:
-    history = ledger_history(settings, round_index)
+    """Round `round_index`'s plan from the ledger of the rounds before it."""
+    history = ledger_history(settings, round_index, ledger_plans, ledger_experiments)
     agents = build_agents(
-        settings.agents, params, settings.space, round_index=round_index, environ=environ
+        settings.agents,
+        settings.agent_settings,
+        settings.space,
+        round_index=round_index,
+        environ=environ,
     )
-    healer = build_healer(params, settings.space, environ)
+    healer = build_healer(settings.agent_settings, settings.space, environ)
     plan = plan_round(
         agents,
         history,
@@ -69,7 +82,6 @@ def propose_round(
         id_prefix=f"{settings.name}-",
         healer=healer,
     )
-    queue = plan.queue
     document = {
         "campaign": settings.name,
         "round": round_index,
@@ -77,10 +89,19 @@ def propose_round(
         "rows": plan.rows,
         "agent_log": plan.agent_log,
         "heal_log": healer.log,
-        "shards": pack(queue, settings.shards),
+        "shards": pack(plan.queue, settings.shards),
     }
-    atomic_write_text(settings.plan_file(round_index), json.dumps(document, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(document, indent=1) + "\n")
     return document
+
+
+def _read_plan(settings: CampaignSettings, path: str | Path) -> dict[str, Any]:
+    plan = read_json(path)
+    if plan.get("campaign") != settings.name:
+        raise LedgerError(
+            f"{path}: a plan of campaign {plan.get('campaign')!r}, not {settings.name!r}"
+        )
+    return plan
 
 
 def _finished_metrics(run_dir: Path) -> dict[str, Any] | None:
@@ -92,26 +113,34 @@ def _finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     return metrics if metrics.get("status") in ("ok", "failed") else None
 
 
+def _trace_tail(run_dir: Path) -> str | None:
+    trace = run_dir / TRACE
+    return trace.read_text()[-TRACE_TAIL:] if trace.exists() else None
+
+
 def run_shard(
     settings: CampaignSettings,
-    params: Mapping[str, Any],
-    round_index: int,
-    shard: int,
     *,
-    manifest: str | Path = "results/split/manifest.json",
+    plan: str | Path,
+    shard: int,
+    stores: Sequence[str | Path],
+    manifest: str | Path,
+    clips: str | Path,
+    runs: str | Path,
+    out: str | Path,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    plan = read_json(settings.plan_file(round_index))
-    rows = {row["id"]: row for row in plan["rows"]}
-    ids = plan["shards"][shard] if shard < len(plan["shards"]) else []
-    train = TrainSettings.from_params(params["training"])
-    data_root = Path(params["features"]["root"])
-    manifest = Path(manifest)
-    tasks = TaskCache(data_root, manifest, manifest.parent / "clips.csv", train.torch_device())
+    """Train shard `shard` of the plan's configs, each in runs/<id>/; write the summary to `out`."""
+    document = _read_plan(settings, plan)
+    round_index = document["round"]
+    rows = {row["id"]: row for row in document["rows"]}
+    ids = document["shards"][shard] if shard < len(document["shards"]) else []
+    train = settings.training
+    tasks = TaskCache(stores_by_name(stores), manifest, clips, train.torch_device())
     started, start = utc_now(), time.perf_counter()
     results = []
     for number, experiment_id in enumerate(ids, start=1):
-        run_dir = settings.run_dir(round_index, experiment_id)
+        run_dir = Path(runs) / experiment_id
         metrics = _finished_metrics(run_dir)
         resumed = metrics is not None
         if not resumed:
@@ -139,6 +168,8 @@ def run_shard(
                 "error_class": metrics["error_class"],
                 "seconds": metrics["seconds"],
                 "resumed": resumed,
+                "metrics": metrics,
+                "trace": _trace_tail(run_dir),
             }
         )
     summary = {
@@ -153,22 +184,33 @@ def run_shard(
         "slurm": {key: os.environ.get(key) for key in SLURM_KEYS},
         "results": results,
     }
-    atomic_write_text(settings.shard_file(round_index, shard), json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
 
 
-def collect_round(settings: CampaignSettings, round_index: int) -> list[dict[str, Any]]:
-    plan = read_json(settings.plan_file(round_index))
-    shard_of = {eid: s for s, ids in enumerate(plan["shards"]) for eid in ids}
-    for shard in range(len(plan["shards"])):
-        read_json(settings.shard_file(round_index, shard))  # every shard must have finished
-    kept = [row for row in plan["rows"] if row["fate"] == "kept"]
-    llm_cost = _llm_shares(plan, kept)
+def collect_round(
+    settings: CampaignSettings,
+    *,
+    plan: str | Path,
+    shards: Sequence[str | Path],
+    out: str | Path,
+) -> list[dict[str, Any]]:
+    """The round's experiment rows, from its plan and every shard's summary."""
+    document = _read_plan(settings, plan)
+    round_index = document["round"]
+    summaries = [read_json(path) for path in shards]
+    found = sorted((s.get("campaign"), s.get("round"), s.get("shard")) for s in summaries)
+    expected = [(settings.name, round_index, s) for s in range(len(document["shards"]))]
+    if found != expected:
+        raise LedgerError(f"{plan}: collect needs the summaries of shards {expected}, got {found}")
+    shard_of = {eid: s for s, ids in enumerate(document["shards"]) for eid in ids}
+    results = {result["id"]: result for summary in summaries for result in summary["results"]}
+    kept = [row for row in document["rows"] if row["fate"] == "kept"]
+    llm_cost = _llm_shares(document, kept)
     experiments = []
     for row in sorted(kept, key=lambda row: row["queue_position"]):
-        run_dir = settings.run_dir(round_index, row["id"])
-        metrics = _finished_metrics(run_dir) or NO_METRICS
-        trace = run_dir / TRACE
+        result = results.get(row["id"], {})
+        metrics = result.get("metrics") or NO_METRICS
         experiments.append(
             {
                 "id": row["id"],
@@ -186,14 +228,14 @@ def collect_round(settings: CampaignSettings, round_index: int) -> list[dict[str
                 "status": metrics["status"],
                 "error_class": metrics.get("error_class"),
                 "error": metrics.get("error"),
-                "trace": trace.read_text()[-TRACE_TAIL:] if trace.exists() else None,
+                "trace": result.get("trace"),
                 **{key: metrics.get(key) for key in FROM_METRICS},
                 "device_seconds": metrics.get("seconds"),
-                "queued": plan["created"],
+                "queued": document["created"],
                 **llm_cost.get(row["id"], NO_LLM),
             }
         )
-    atomic_write_text(settings.experiments_file(round_index), jsonl_text(experiments))
+    atomic_write_text(out, jsonl_text(experiments))
     return experiments
 
 

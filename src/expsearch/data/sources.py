@@ -1,12 +1,14 @@
 """Clip tables from the data sources named by `data.source` in params.yaml.
 
-    clips = read_clips("nexar", root="data/nexar", videos="train", labels="train.csv")
+    clips = read_clips("nexar", "data/nexar/train.csv", "data/nexar/train",
+                       competition=nexar_competition("data/nexar"))
     # DataFrame: id, path, target, time_of_event, time_of_alert, pool
 
 - `synthetic` and `nexar` share the Nexar layout: a labels CSV with
   `id, time_of_event, time_of_alert, target` and a folder of `<id>.mp4`.
   For `nexar`, test clips (`test/`) with labels in `solution.csv`
-  (`id, target, ...`) are added as pool `competition` when both exist.
+  (`id, target, ...`) are added as pool `competition` when both exist
+  (`nexar_competition(root)` finds them; the caller passes them in).
 - `folder`: any folder of videos plus a CSV of `id, target`; event and
   alert times are optional.
 
@@ -17,6 +19,7 @@ records it as skipped with the reason instead of failing the whole run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -82,18 +85,37 @@ def _attach_videos(table: pd.DataFrame, folder: Path, pool: str) -> pd.DataFrame
     return table[COLUMNS]
 
 
-def read_clips(source: str, root: str | Path, videos: str, labels: str) -> pd.DataFrame:
-    """All clips of a source, in label-file order."""
+def nexar_competition(root: str | Path) -> dict[str, str]:
+    """The Nexar download's competition clips, where both parts exist:
+    {"videos": <root>/test, "labels": <root>/solution.csv}, else {}."""
+    root = Path(root)
+    videos, labels = root / "test", root / "solution.csv"
+    return (
+        {"videos": str(videos), "labels": str(labels)}
+        if videos.is_dir() and labels.exists()
+        else {}
+    )
+
+
+def read_clips(
+    source: str,
+    labels: str | Path,
+    videos: str | Path,
+    competition: Mapping[str, str | Path] | None = None,
+) -> pd.DataFrame:
+    """All clips of a source, in label-file order; with `competition` (Nexar
+    only: its `videos` folder and `labels` CSV) those clips too, as pool
+    `competition`."""
     if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}; expected one of {list(SOURCES)}")
-    root = Path(root)
-    table = read_labels(root / labels, times=source != "folder")
-    clips = _attach_videos(table, root / videos, "train")
-    if source == "nexar":
-        test_dir, solution = root / "test", root / "solution.csv"
-        if test_dir.is_dir() and solution.exists():
-            held_out = _attach_videos(read_labels(solution, times=False), test_dir, "competition")
-            clips = pd.concat([clips, held_out], ignore_index=True)
+    table = read_labels(labels, times=source != "folder")
+    clips = _attach_videos(table, Path(videos), "train")
+    if competition:
+        if source != "nexar":
+            raise DataError(f"competition clips are a Nexar set, not part of source {source!r}")
+        held_out = read_labels(competition["labels"], times=False)
+        held_out = _attach_videos(held_out, Path(competition["videos"]), "competition")
+        clips = pd.concat([clips, held_out], ignore_index=True)
     return clips
 
 

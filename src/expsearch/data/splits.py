@@ -180,24 +180,24 @@ def load_manifest(path: str | Path, labels_file: str | Path | None = None) -> Ma
 
 def split_source(
     source: str,
-    root: str | Path,
-    videos: str,
-    labels: str,
+    labels: str | Path,
+    videos: str | Path,
     fractions: Mapping[str, float],
     seed: int,
     clips_out: str | Path,
     manifest_out: str | Path,
+    competition: Mapping[str, str | Path] | None = None,
 ) -> Manifest:
     """Read a data source, split its clips and write the clip table and the
     manifest. Nexar competition clips become the sealed `competition` set."""
-    clips = read_clips(source, root, videos, labels)
-    competition = clips.loc[clips["pool"] == "competition", "id"].tolist()
+    clips = read_clips(source, labels, videos, competition)
+    held = clips.loc[clips["pool"] == "competition", "id"].tolist()
     manifest = make_split(
         clips[clips["pool"] == "train"],
         fractions,
         seed=seed,
-        labels_file=Path(root) / labels,
-        held_out={"competition": competition} if competition else None,
+        labels_file=labels,
+        held_out={"competition": held} if held else None,
     )
     atomic_write_text(clips_out, clips.to_csv(index=False))
     write_manifest(manifest_out, manifest)

@@ -32,7 +32,7 @@ from ..data.sources import step_times, valid_steps, window_end
 from ..data.video import DecodeError, probe_video, read_frames_at
 from ..version import code_version
 from .backbones import build_backbone
-from .store import write_store
+from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
 
@@ -139,12 +139,11 @@ def extract_store(
     partial = out_dir / PARTIAL
     partial.mkdir(parents=True, exist_ok=True)
     model = build_backbone(backbone, weights, device=resolve_device(device), seed=seed)
-    k = model.frames_per_step
+    steps = round(window_s * fps)
     done, skipped = _load_chunks(partial)
     rows = [
         row for row in clips.itertuples(index=False) if row.id not in done and row.id not in skipped
     ]
-    number = len(list(partial.glob("chunk-*.npz")))
     bar = tqdm(
         total=len(clips),
         initial=len(clips) - len(rows),
@@ -152,74 +151,135 @@ def extract_store(
         unit="clip",
         disable=not progress,
     )
-    batch_ids, batch_frames, batch_valid, batch_skipped = [], [], [], {}
-
-    def flush() -> None:
-        nonlocal number, batch_ids, batch_frames, batch_valid, batch_skipped
-        if not batch_ids and not batch_skipped:
-            return
-        if batch_ids:
-            feats = _encode(model, batch_frames, batch_valid)
-        else:
-            feats = np.zeros((0, round(window_s * fps), model.width), np.float32)
-        _save_chunk(partial, number, batch_ids, feats, batch_valid, batch_skipped)
-        for clip, f, n_valid in zip(batch_ids, feats, batch_valid, strict=True):
-            done[clip] = (f, n_valid)
-        skipped.update(batch_skipped)
-        bar.update(len(batch_ids) + len(batch_skipped))
-        number += 1
-        batch_ids, batch_frames, batch_valid, batch_skipped = [], [], [], {}
-
+    batch = _Batch(partial, model, steps, done, skipped, bar)
+    k = model.frames_per_step
     decoded = _decoded(rows, window_s, fps, k, decode_workers, ahead=batch_size + decode_workers)
     for row, frames, n_valid, error in decoded:
-        if error is not None:
-            batch_skipped[row.id] = error
-        else:
-            batch_ids.append(row.id)
-            batch_frames.append(frames)
-            batch_valid.append(n_valid)
-        if len(batch_ids) >= batch_size:
-            flush()
-    flush()
+        batch.add(row.id, frames, n_valid, error)
+        if len(batch.ids) >= batch_size:
+            batch.flush()
+    batch.flush()
     bar.close()
 
+    ids, features, skipped_rows = _in_table_order(clips, done, skipped, steps, model.width)
+    index = _store_index(
+        backbone,
+        weights,
+        model,
+        fps=fps,
+        window_s=window_s,
+        seed=seed,
+        labels_sha256=labels_sha256,
+        width=int(features.shape[2]),
+        clip_ids=ids,
+        valid_lengths=[done[clip][1] for clip in ids],
+        skipped=skipped_rows,
+    )
+    _write_outputs(out_dir, features, index, skipped_rows)
+    note = f", {len(skipped_rows)} skipped (see {out_dir / SKIPPED})" if skipped_rows else ""
+    print(f"features {backbone}: {len(ids)} of {len(clips)} clips extracted{note}", flush=True)
+    return index
+
+
+class _Batch:
+    """The clips decoded since the last chunk. `flush` encodes them and saves
+    them, with the clips skipped meanwhile, as the next chunk file, and adds
+    both to `done` and `skipped`: a killed run keeps every flushed batch."""
+
+    def __init__(self, partial: Path, model, steps: int, done: dict, skipped: dict, bar) -> None:
+        self.partial, self.model, self.steps, self.bar = partial, model, steps, bar
+        self.done, self.skipped = done, skipped
+        self.number = len(list(partial.glob("chunk-*.npz")))  # of the next chunk file
+        self._start()
+
+    def _start(self) -> None:
+        self.ids: list[str] = []
+        self.frames: list[np.ndarray] = []
+        self.valid: list[int] = []
+        self.skipped_now: dict[str, str] = {}
+
+    def add(self, clip: str, frames, n_valid: int, error: str | None) -> None:
+        if error is not None:
+            self.skipped_now[clip] = error
+        else:
+            self.ids.append(clip)
+            self.frames.append(frames)
+            self.valid.append(n_valid)
+
+    def flush(self) -> None:
+        if not self.ids and not self.skipped_now:
+            return
+        if self.ids:
+            feats = _encode(self.model, self.frames, self.valid)
+        else:  # only skipped clips: the chunk still records them
+            feats = np.zeros((0, self.steps, self.model.width), np.float32)
+        _save_chunk(self.partial, self.number, self.ids, feats, self.valid, self.skipped_now)
+        for clip, f, n_valid in zip(self.ids, feats, self.valid, strict=True):
+            self.done[clip] = (f, n_valid)
+        self.skipped.update(self.skipped_now)
+        self.bar.update(len(self.ids) + len(self.skipped_now))
+        self.number += 1
+        self._start()
+
+
+def _in_table_order(clips: pd.DataFrame, done: dict, skipped: dict, steps: int, width: int):
+    """The extracted clips' ids and features, and the skipped clips' rows, in
+    the order of the clip table (chunks hold them in the order they finished)."""
     ids = [clip for clip in clips["id"] if clip in done]
-    steps = round(window_s * fps)
     features = (
         np.stack([done[clip][0] for clip in ids])
         if ids
-        else np.zeros((0, steps, model.width), np.float32)
+        else np.zeros((0, steps, width), np.float32)
     )
     skipped_rows = [
         {"id": clip, "reason": skipped[clip]} for clip in clips["id"] if clip in skipped
     ]
-    index = {
+    return ids, features, skipped_rows
+
+
+def _store_index(
+    backbone: str,
+    weights: str,
+    model,
+    *,
+    fps: float,
+    window_s: float,
+    seed: int,
+    labels_sha256: str,
+    width: int,
+    clip_ids: list[str],
+    valid_lengths: list[int],
+    skipped: list[dict[str, str]],
+) -> dict[str, Any]:
+    return {
         "backbone": backbone,
         "weights": weights,
         "hf_id": model.spec.hf_id,
         "pretrained_width": model.spec.width,
-        "width": int(features.shape[2]),
+        "width": width,
         "input_size": model.input_size,
-        "frames_per_step": k,
+        "frames_per_step": model.frames_per_step,
         "fps": fps,
         "window_s": window_s,
-        "steps": steps,
+        "steps": round(window_s * fps),
         "padding": "start",
         "seed": seed,
         "device": str(model.device),
         "code_version": code_version(),
         "labels_sha256": labels_sha256,
         "created": utc_now(),
-        "clip_ids": ids,
-        "valid_lengths": [done[clip][1] for clip in ids],
-        "skipped": skipped_rows,
+        "clip_ids": clip_ids,
+        "valid_lengths": valid_lengths,
+        "skipped": skipped,
     }
+
+
+def _write_outputs(out_dir: Path, features, index: dict[str, Any], skipped_rows) -> None:
+    """The store, then the skipped-clips report; the partial chunks go last, so
+    a run killed before the store is complete still resumes from them."""
     write_store(out_dir, features, index)
     atomic_write_text(
-        out_dir / "skipped.csv",
+        out_dir / SKIPPED,
         pd.DataFrame(skipped_rows, columns=["id", "reason"]).to_csv(index=False),
     )
-    shutil.rmtree(partial)
-    note = f", {len(skipped_rows)} skipped (see {out_dir / 'skipped.csv'})" if skipped_rows else ""
-    print(f"features {backbone}: {len(ids)} of {len(clips)} clips extracted{note}", flush=True)
-    return index
+    shutil.rmtree(out_dir / PARTIAL)

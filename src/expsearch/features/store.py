@@ -2,11 +2,16 @@
 
     write_store(directory, features, index)    # atomic; fills shape, dtype, hash
     store = open_store(directory)               # StoreError naming the file if bad
+    store = open_store("results/features/vjepa2/index.json")  # the same: a store by its index
+    stores = stores_by_name(index_paths)         # {"vjepa2": Path(".../vjepa2"), ...}
     store.features        # np.memmap (clips, steps, width), float32
     store.ids, store.valid_lengths, store.index # the index is a dict (see below)
     store.rows(["00042", ...])                  # row numbers of these clips
 
-Layout of `directory`: `features.npy` and `index.json`. The index holds the
+Layout of `directory`: `features.npy` and `index.json`; the folder's name is
+the store's name (a backbone or a fusion). Anything that takes a store
+accepts its folder or its index.json, so a workflow passes its declared
+input file as it is. The index holds the
 clip ids (row order), valid lengths (real steps per clip; padding, where a
 window starts before the video, is at the start and zero), fps, window,
 backbone name, weights ("pretrained" or "random"), Hugging Face id, input
@@ -29,16 +34,45 @@ from ..hashing import sha256_file
 
 FORMAT = 1
 FEATURES, INDEX = "features.npy", "index.json"
+SKIPPED = "skipped.csv"  # an extracted store's clips that could not be decoded, with reasons
 
 
 class StoreError(ValueError):
     """A feature store that cannot be used; the message names the file."""
 
 
+def store_dir(path: str | Path) -> Path:
+    """The folder of a store given as its folder, its index.json or its features.npy."""
+    path = Path(path)
+    return path.parent if path.name in (INDEX, FEATURES) else path
+
+
+def store_files(root: str | Path, name: str) -> list[str]:
+    """The two files of store `name` under `root`: what a job reading it declares."""
+    return [f"{root}/{name}/{INDEX}", f"{root}/{name}/{FEATURES}"]
+
+
+def skipped_file(root: str | Path, name: str) -> str:
+    """The list of clips that the extraction of store `name` skipped, with reasons."""
+    return f"{root}/{name}/{SKIPPED}"
+
+
+def stores_by_name(paths: Iterable[str | Path]) -> dict[str, Path]:
+    """Store folders by store name, from folders or index files (e.g. a rule's inputs)."""
+    return {store_dir(path).name: store_dir(path) for path in paths}
+
+
+def stores_under(root: str | Path) -> dict[str, Path]:
+    """Every complete store (one with an index) directly under `root`, by name."""
+    root = Path(root)
+    found = root.glob(f"*/{INDEX}") if root.is_dir() else []
+    return stores_by_name(sorted(found))
+
+
 def write_store(directory: str | Path, features: np.ndarray, index: Mapping[str, Any]) -> Path:
     """Write array then index, each atomically; the index is written last, so
     a store is complete exactly when its index matches its array."""
-    directory = Path(directory)
+    directory = store_dir(directory)
     features = np.ascontiguousarray(features, dtype=np.float32)
     ids, valid = list(index["clip_ids"]), list(index["valid_lengths"])
     if features.ndim != 3 or len(ids) != features.shape[0] or len(valid) != features.shape[0]:
@@ -95,7 +129,7 @@ class FeatureStore:
 def open_store(directory: str | Path, *, verify: bool = True) -> FeatureStore:
     """Open a store read-only (memory-mapped). With `verify`, the array's
     SHA-256 is checked against the index (one read of the file)."""
-    directory = Path(directory)
+    directory = store_dir(directory)
     index_path, array_path = directory / INDEX, directory / FEATURES
     try:
         index = json.loads(index_path.read_text())

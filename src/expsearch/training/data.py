@@ -228,7 +228,7 @@ def load_task(
         if name not in SPLITS[:2] and present[name]
     }
     return Task(
-        backbone=str(store.index.get("backbone", Path(store_dir).name)),
+        backbone=str(store.index.get("backbone", store.directory.name)),
         width=store.width,
         steps=store.steps,
         train=build("train"),

@@ -1,6 +1,7 @@
 """One experiment from config to `metrics.json`, with failures classified.
 
-    tasks = TaskCache("results/features", "results/split/manifest.json", "results/split/clips.csv",
+    tasks = TaskCache({"vjepa2": "results/features/vjepa2/index.json", ...},
+                      "results/split/manifest.json", "results/split/clips.csv",
                       device=settings.torch_device())
     metrics = run_experiment(raw_config, space, tasks, settings, out_dir="runs/abc")
     # out_dir/metrics.json (atomic); on failure also out_dir/trace.txt
@@ -37,24 +38,36 @@ from ..features.store import StoreError
 from ..space import ConfigError, Space
 from ..version import code_version
 from .data import Task, load_task
-from .trainer import TrainingFailure, TrainSettings, evaluate, fit_config
+from .settings import TrainSettings
+from .trainer import TrainingFailure, evaluate, fit_config
 
 METRICS, TRACE = "metrics.json", "trace.txt"
-ERROR_CLASSES = ("config", "data", "nan", "oom", "crash")
 
 
 class TaskCache:
-    """Tasks by backbone, loaded on first use from <features_root>/<backbone>."""
+    """Tasks by backbone, loaded on first use from the store of that name.
+    `stores` maps a name to its store (folder or index.json); a backbone with
+    no store is a data failure naming the stores there are."""
 
-    def __init__(self, features_root, manifest, clips, device: torch.device | str = "cpu"):
-        self.features_root, self.manifest, self.clips = Path(features_root), manifest, clips
+    def __init__(
+        self,
+        stores: Mapping[str, str | Path],
+        manifest: str | Path,
+        clips: str | Path,
+        device: torch.device | str = "cpu",
+    ):
+        self.stores, self.manifest, self.clips = dict(stores), manifest, clips
         self.device = torch.device(device)
         self._tasks: dict[str, Task] = {}
 
     def __call__(self, backbone: str) -> Task:
         if backbone not in self._tasks:
+            if backbone not in self.stores:
+                raise StoreError(
+                    f"no feature store for backbone {backbone!r}; stores: {sorted(self.stores)}"
+                )
             self._tasks[backbone] = load_task(
-                self.features_root / backbone, self.manifest, self.clips, self.device
+                self.stores[backbone], self.manifest, self.clips, self.device
             )
         return self._tasks[backbone]
 

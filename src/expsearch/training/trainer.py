@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,36 +31,7 @@ from .data import SplitData, Task, window
 from .losses import make_loss
 from .metrics import average_precision, mean_over_horizons, roc_auc
 from .optim import make_optimizer
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Settings of the trainer that are not points of the space (params.yaml `training`)."""
-
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | fp32 | bf16
-    warmup_fraction: float = 0.05
-    grad_clip_norm: float | None = 1.0
-    eval_batch_size: int = 512
-    horizons_s: tuple[float, ...] = (0.5, 1.0, 1.5)
-
-    @classmethod
-    def from_params(cls, training: Mapping[str, Any], **overrides: Any) -> TrainSettings:
-        values = {**training, **overrides}
-        values["horizons_s"] = tuple(float(h) for h in values.get("horizons_s", cls.horizons_s))
-        return cls(**values)
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-    def autocast(self, device: torch.device):
-        bf16 = self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda")
-        if not bf16:
-            return nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+from .settings import TrainSettings
 
 
 class TrainingFailure(RuntimeError):
@@ -183,13 +153,65 @@ def fit_config(
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Train `config` on task.train, choosing the epoch with the best validation AP."""
-    c = RecordedConfig(config)
+    run = _prepare_run(RecordedConfig(config), task, settings)
+    history: list[dict[str, float]] = []
+    best = _BestEpoch()
+    steps = 0
+    for epoch in range(1, run.epochs + 1):
+        losses = _train_one_epoch(run, task.train, settings)
+        steps += len(losses)
+        _stop_if_not_finite(losses, epoch, run.scheduler)
+        val = evaluate(run.model, task.val, run.seq_len, settings, horizons=False)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(losses.mean()),
+                "val_ap": _finite_or_none(val.ap),
+                "val_auc": _finite_or_none(val.auc),
+            }
+        )
+        if log:
+            log(f"epoch {epoch}/{run.epochs}  loss {float(losses.mean()):.4f}  val AP {val.ap:.4f}")
+        best.consider(epoch, val.ap, run.model)
+    run.model.load_state_dict(best.state)
+    return FitResult(
+        model=run.model,
+        seq_len=run.seq_len,
+        best_epoch=best.epoch,
+        epochs_run=run.epochs,
+        history=history,
+        val=evaluate(run.model, task.val, run.seq_len, settings),
+        steps=steps,
+    )
+
+
+@dataclass
+class _Run:
+    """Everything one training run is made of, built from the config."""
+
+    model: ClipClassifier
+    device: torch.device
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    sampler: EpochSampler
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    epochs: int
+    seq_len: int
+    mixup_alpha: float
+    feature_noise: float
+    aug_rng: np.random.Generator  # mixup draws
+    noise_gen: torch.Generator  # feature noise, on the device of the features
+
+
+def _prepare_run(c: RecordedConfig, task: Task, settings: TrainSettings) -> _Run:
+    """Model, loss, sampler, optimiser and augmentation of config `c`. Refuses a
+    config with a key none of them read: a knob that would be silently ignored."""
     if c["backbone"] != task.backbone:
         raise DataError(
             f"config backbone {c['backbone']!r} but the task's store is {task.backbone!r}"
         )
     device = task.train.features.device
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # the model's initial weights
     model = ClipClassifier(
         task.width,
         c["encoder"],
@@ -216,67 +238,71 @@ def fit_config(
         raise ConfigError(
             [(key, "not consumed by training (a silently ignored knob)") for key in c.unread()]
         )
-    aug_rng = np.random.default_rng([settings.seed, 2])
-    noise_gen = torch.Generator(device=device).manual_seed(settings.seed + 3)
-
-    history, best_ap, best_epoch, best_state, step = [], -math.inf, 0, None, 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        losses = []
-        for indices in sampler.epoch():
-            x, lengths, y = task.train.batch(indices, seq_len)
-            x, lengths, y = augment(
-                x,
-                lengths,
-                y,
-                mixup_alpha=mixup_alpha,
-                feature_noise=noise,
-                rng=aug_rng,
-                generator=noise_gen,
-            )
-            with settings.autocast(device):
-                logits = model(x, lengths)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip_norm)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.detach())
-            step += 1
-        losses = torch.stack(losses)
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0])
-            raise TrainingFailure(
-                "nan",
-                f"training loss became {losses[first].item()} at epoch {epoch}, batch {first + 1} "
-                f"(learning rate {scheduler.get_last_lr()[0]:.3g})",
-            )
-        val = evaluate(model, task.val, seq_len, settings, horizons=False)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(losses.mean()),
-                "val_ap": _finite_or_none(val.ap),
-                "val_auc": _finite_or_none(val.auc),
-            }
-        )
-        if log:
-            log(f"epoch {epoch}/{epochs}  loss {float(losses.mean()):.4f}  val AP {val.ap:.4f}")
-        # Strictly better only: on ties the earlier (less trained) epoch stays.
-        score = val.ap if math.isfinite(val.ap) else -math.inf
-        if best_state is None or score > best_ap:
-            best_ap, best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return FitResult(
+    return _Run(
         model=model,
+        device=device,
+        loss_fn=loss_fn,
+        sampler=sampler,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=epochs,
         seq_len=seq_len,
-        best_epoch=best_epoch,
-        epochs_run=epochs,
-        history=history,
-        val=evaluate(model, task.val, seq_len, settings),
-        steps=step,
+        mixup_alpha=mixup_alpha,
+        feature_noise=noise,
+        aug_rng=np.random.default_rng([settings.seed, 2]),
+        noise_gen=torch.Generator(device=device).manual_seed(settings.seed + 3),
     )
+
+
+def _train_one_epoch(run: _Run, train: SplitData, settings: TrainSettings) -> torch.Tensor:
+    """One pass of the sampler's batches; the loss of every batch, still on the device."""
+    run.model.train()
+    losses = []
+    for indices in run.sampler.epoch():
+        x, lengths, y = train.batch(indices, run.seq_len)
+        x, lengths, y = augment(
+            x,
+            lengths,
+            y,
+            mixup_alpha=run.mixup_alpha,
+            feature_noise=run.feature_noise,
+            rng=run.aug_rng,
+            generator=run.noise_gen,
+        )
+        with settings.autocast(run.device):
+            logits = run.model(x, lengths)
+        loss = run.loss_fn(logits.float(), y)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), settings.grad_clip_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        # Kept on the device: reading each loss back would synchronise every step.
+        losses.append(loss.detach())
+    return torch.stack(losses)
+
+
+def _stop_if_not_finite(losses: torch.Tensor, epoch: int, scheduler) -> None:
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        raise TrainingFailure(
+            "nan",
+            f"training loss became {losses[first].item()} at epoch {epoch}, batch {first + 1} "
+            f"(learning rate {scheduler.get_last_lr()[0]:.3g})",
+        )
+
+
+class _BestEpoch:
+    """The epoch with the best validation AP so far, and a copy of its weights."""
+
+    def __init__(self) -> None:
+        self.ap, self.epoch, self.state = -math.inf, 0, None
+
+    def consider(self, epoch: int, ap: float, model: torch.nn.Module) -> None:
+        score = ap if math.isfinite(ap) else -math.inf
+        # Strictly better only: on ties the earlier (less trained) epoch stays.
+        if self.state is None or score > self.ap:
+            self.ap, self.epoch = score, epoch
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
