@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from expsearch.data.video import DecodeError, VideoInfo, probe_video, read_frames_at, write_video
+from expsearch.data.video import (
+    DecodeError,
+    VideoInfo,
+    probe_video,
+    read_frames_at,
+    write_video,
+    x264_cpu_cap,
+)
 
 FPS = 10.0
 N = 30
@@ -51,10 +58,22 @@ def test_round_trip(tmp_path):
 
 
 def test_same_frames_same_bytes(tmp_path):
+    """Also from other copies of the frames and at the generator's settings: on
+    an AVX-512 CPU, x264's unrestricted assembly gave other bytes call to call."""
     frames = _smooth()
     write_video(tmp_path / "a.mp4", frames, FPS)
     write_video(tmp_path / "b.mp4", frames, FPS)
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    encoded = set()
+    for copy in range(4):
+        path = tmp_path / f"c{copy}.mp4"
+        write_video(path, frames.copy(), FPS, crf=23, preset="veryfast")
+        encoded.add(path.read_bytes())
+    assert len(encoded) == 1
+
+
+def test_the_x264_cap_names_an_instruction_set_x264_knows():
+    assert x264_cpu_cap() in ("AVX2", "AVX", "SSE4.2", "SSSE3", "SSE2", "0")
 
 
 def test_moov_atom_first(numbered):

@@ -6,7 +6,11 @@
 
 `write_video` encodes H.264 (yuv420p, moov atom first) into a temporary file
 beside the target and renames it into place, so a killed job never leaves half
-a video. Encoding is single-threaded so that the same frames give the same bytes.
+a video. Encoding is single-threaded and x264's assembly is capped at AVX2
+(`x264_cpu_cap`), so that the same frames give the same bytes: on a CPU with
+AVX-512, the x264 bundled with PyAV encoded the same yuv420p frames into
+different bytes (and different decoded pictures) from one call to the next,
+while every cap up to AVX2, and no assembly at all, were repeatable.
 
 `read_frames_at` decodes the file once, front to back, and returns for every
 requested time the frame on screen at that time: the last frame whose
@@ -87,7 +91,10 @@ def write_video(
             # One thread: x264's output then depends on the frames alone, not on the machine.
             stream.codec_context.thread_count = 1
             stream.codec_context.thread_type = "NONE"
-            if codec in ("libx264", "libx265"):
+            if codec == "libx264":
+                stream.options = {"crf": str(crf), "preset": preset, "threads": "1",
+                                  "x264-params": f"asm={x264_cpu_cap()}"}  # fmt: skip
+            elif codec == "libx265":
                 stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
             else:
                 # Codecs without crf (mpeg4): constant quantiser, crf 23 ~ q 4.
@@ -104,6 +111,18 @@ def write_video(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def x264_cpu_cap() -> str:
+    """The richest x264 instruction set below AVX-512 that this CPU has (see the
+    module docstring); x264's names are cumulative (AVX2 includes SSE2 ... AVX)."""
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu
+
+    for numpy_name, x264_name in (("AVX2", "AVX2"), ("AVX", "AVX"), ("SSE42", "SSE4.2"),
+                                  ("SSSE3", "SSSE3"), ("SSE2", "SSE2")):  # fmt: skip
+        if cpu.get(numpy_name):
+            return x264_name
+    return "0"  # no assembly: plain C
 
 
 def _open(path: Path) -> av.container.InputContainer:
