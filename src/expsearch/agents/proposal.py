@@ -19,8 +19,8 @@ from typing import Any
 from ..space import Config
 
 PRIORITIES = ("high", "medium", "low")
-# Where a config came from (DESIGN.md's experiment row, plus `heal` for a
-# config that self-healing re-queued with a remediation).
+# Where a config came from (the `source` of an experiment row, README "Campaigns";
+# `heal` is a config that self-healing re-queued with a remediation).
 SOURCES = ("llm", "sweep", "random", "tpe", "rules", "heal", "import")
 FATES = ("kept", "duplicate", "near_duplicate", "invalid", "over_budget", "unhealable")
 
