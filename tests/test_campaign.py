@@ -171,7 +171,7 @@ def test_steps_check_the_files_they_are_given(campaign_params, layout, task_file
         collect_round(
             base, plan=layout.plan("tiny", 0), shards=[], out=layout.experiments("base", 0)
         )
-    with pytest.raises(LedgerError, match="collect needs the summaries of shards"):
+    with pytest.raises(LedgerError, match="collect needs the shard summaries"):
         collect_round(
             tiny,
             plan=layout.plan("tiny", 0),

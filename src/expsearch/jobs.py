@@ -26,15 +26,9 @@ if TYPE_CHECKING:  # settings import the agents' SDKs; the workflow imports this
 
 def synthetic_layout(root: str | Path) -> dict[str, str]:
     """The files `synthesize` writes under `root` (the generator's fixed Nexar layout)."""
-    from .data.synthetic import MANIFEST
+    from .data.synthetic import synthetic_layout as layout
 
-    root = Path(root)
-    return {
-        "labels": str(root / "train.csv"),
-        "scenarios": str(root / "scenarios.csv"),
-        "videos": str(root / "videos"),
-        "record": str(root / MANIFEST),
-    }
+    return layout(root)
 
 
 def synthesize(

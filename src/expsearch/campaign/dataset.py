@@ -31,7 +31,7 @@ import pandas as pd
 from ..agents.healing import healing_stats
 from ..agents.history import History
 from ..atomic import atomic_open, atomic_write_text
-from .ledger import LedgerError, check_rounds, read_json, read_ledger
+from .ledger import check_rounds, read_json, read_ledger, shard_summaries
 from .settings import CampaignSettings
 
 NESTED = ("config", "settings_overrides")
@@ -65,7 +65,7 @@ def compile_dataset(
         rows = sorted(
             (row for row in all_rows if row["campaign"] == name), key=lambda row: row["round"]
         )
-        shard_docs = _shards_of(name, mine, all_shards)
+        shard_docs = shard_summaries(name, mine, all_shards, "the dataset")
         rows_of += rows
         proposals += [{"campaign": name, **row} for plan in mine for row in plan["rows"]]
         logs += [{"campaign": name, **entry} for plan in mine for entry in plan["agent_log"]]
@@ -75,18 +75,6 @@ def compile_dataset(
     atomic_write_text(out.agent_log, "".join(json.dumps(entry) + "\n" for entry in logs))
     atomic_write_text(out.summary, json.dumps(summary, indent=1) + "\n")
     return summary
-
-
-def _shards_of(
-    name: str, plans: list[dict[str, Any]], shards: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The campaign's shard summaries in (round, shard) order; all of them."""
-    by_key = {(doc.get("campaign"), doc.get("round"), doc.get("shard")): doc for doc in shards}
-    wanted = [(name, plan["round"], s) for plan in plans for s in range(len(plan["shards"]))]
-    missing = [key for key in wanted if key not in by_key]
-    if missing:
-        raise LedgerError(f"the dataset needs the shard summaries {missing} of {name!r}")
-    return [by_key[key] for key in wanted]
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -58,6 +58,22 @@ def check_rounds(plans: Sequence[dict[str, Any]], campaign: str, rounds: range, 
         )
 
 
+def shard_summaries(
+    campaign: str, plans: Sequence[dict[str, Any]], summaries: Sequence[dict[str, Any]], what: str
+) -> list[dict[str, Any]]:
+    """`campaign`'s shard summaries, exactly one for every shard of every plan,
+    in (round, shard) order; summaries of other campaigns are passed over."""
+    mine = [doc for doc in summaries if doc.get("campaign") == campaign]
+    found = sorted((doc.get("round"), doc.get("shard")) for doc in mine)
+    wanted = [(plan["round"], s) for plan in plans for s in range(len(plan["shards"]))]
+    if found != sorted(wanted):
+        raise LedgerError(
+            f"{what} needs the shard summaries (round, shard) {wanted} of {campaign!r}, got {found}"
+        )
+    by_key = {(doc["round"], doc["shard"]): doc for doc in mine}
+    return [by_key[key] for key in wanted]
+
+
 def ledger_history(
     settings: CampaignSettings,
     before_round: int,

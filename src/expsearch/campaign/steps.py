@@ -36,7 +36,7 @@ from ..atomic import atomic_write_text
 from ..clock import utc_now
 from ..features.store import stores_by_name
 from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
-from .ledger import LedgerError, jsonl_text, ledger_history, read_json
+from .ledger import LedgerError, jsonl_text, ledger_history, read_json, shard_summaries
 from .settings import CampaignSettings
 from .shards import pack
 
@@ -198,11 +198,9 @@ def collect_round(
     """The round's experiment rows, from its plan and every shard's summary."""
     document = _read_plan(settings, plan)
     round_index = document["round"]
-    summaries = [read_json(path) for path in shards]
-    found = sorted((s.get("campaign"), s.get("round"), s.get("shard")) for s in summaries)
-    expected = [(settings.name, round_index, s) for s in range(len(document["shards"]))]
-    if found != expected:
-        raise LedgerError(f"{plan}: collect needs the summaries of shards {expected}, got {found}")
+    summaries = shard_summaries(
+        settings.name, [document], [read_json(path) for path in shards], f"{plan}: collect"
+    )
     shard_of = {eid: s for s, ids in enumerate(document["shards"]) for eid in ids}
     results = {result["id"]: result for summary in summaries for result in summary["results"]}
     kept = [row for row in document["rows"] if row["fate"] == "kept"]

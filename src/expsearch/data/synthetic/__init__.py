@@ -57,6 +57,7 @@ from .dataset import (
     generate,
     make_clip,
     plan_scenarios,
+    synthetic_layout,
 )
 from .render import render_clip
 from .scene import (
@@ -91,4 +92,5 @@ __all__ = [
     "make_clip",
     "plan_scenarios",
     "render_clip",
+    "synthetic_layout",
 ]

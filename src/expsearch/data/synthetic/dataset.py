@@ -27,6 +27,19 @@ from .scene import VARIANTS, Camera, Difficulty, RenderedClip, Variant
 GENERATOR_VERSION = 2
 
 MANIFEST = "synthetic.json"
+
+
+def synthetic_layout(root: str | Path) -> dict[str, str]:
+    """The files `generate` writes under `root`: the Nexar layout plus its records."""
+    root = Path(root)
+    return {
+        "labels": str(root / "train.csv"),
+        "scenarios": str(root / "scenarios.csv"),
+        "videos": str(root / "videos"),
+        "record": str(root / MANIFEST),
+    }
+
+
 _CRF = 23
 _PRESET = "veryfast"  # half the encoding time of "medium" at the same size for these clips
 
@@ -123,8 +136,8 @@ def generate(
     if duration_s < 3.0:
         raise ValueError(f"duration_s must be at least 3 s, not {duration_s}")
     n, seed, duration_s = int(n), int(seed), float(duration_s)
-    out_dir = Path(out_dir)
-    videos = out_dir / "videos"
+    layout = synthetic_layout(out_dir)
+    videos = Path(layout["videos"])
     videos.mkdir(parents=True, exist_ok=True)
     scenarios = plan_scenarios(n, seed, variant, difficulty.positive_fraction)
     ids = [clip_id(i, n) for i in range(n)]
@@ -132,7 +145,7 @@ def generate(
     # Videos are only reused when they were made with exactly these settings;
     # the manifest is written before rendering so that an interrupted run resumes.
     settings = _settings(n, seed, variant, difficulty, duration_s)
-    manifest = out_dir / MANIFEST
+    manifest = Path(layout["record"])
     try:
         previous = json.loads(manifest.read_text())
     except (OSError, ValueError):
@@ -170,9 +183,9 @@ def generate(
         rows.append((clip, event, alert, int(scenarios[i] == "collision")))
     table = pd.DataFrame(rows, columns=["id", "time_of_event", "time_of_alert", "target"])
     table = table.astype({"time_of_event": float, "time_of_alert": float, "target": int})
-    atomic_write_text(out_dir / "train.csv", table.to_csv(index=False))
+    atomic_write_text(layout["labels"], table.to_csv(index=False))
     atomic_write_text(
-        out_dir / "scenarios.csv",
+        layout["scenarios"],
         pd.DataFrame({"id": ids, "scenario": scenarios}).to_csv(index=False),
     )
     return table
