@@ -25,6 +25,7 @@ include: "workflow/rules/space.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/campaign.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -32,4 +33,5 @@ rule all:
         rules.space_summary.output,
         STORE_FILES,
         rules.dataset.output,
+        ANALYSIS_FILES,
     default_target: True

@@ -40,8 +40,25 @@ def test_unknown_top_level_key(params):
 
 
 def test_unknown_key_in_a_reserved_section(params):
-    params["analysis"] = {"rounds": 3}
-    assert _problems(params) == {"analysis.rounds": "unknown key; this section takes no keys yet"}
+    params["paper"] = {"rounds": 3}
+    assert _problems(params) == {"paper.rounds": "unknown key; this section takes no keys yet"}
+
+
+def test_analysis_keys_are_checked(params):
+    params["analysis"]["variance"]["min_groupsize"] = 3
+    params["analysis"]["convergence"]["bootstrap"] = 0
+    problems = _problems(params)
+    assert "unknown key" in problems["analysis.variance.min_groupsize"]
+    assert "min_group_size" in problems["analysis.variance.min_groupsize"]
+    assert "analysis.convergence.bootstrap" in problems
+
+
+def test_analysis_names_campaigns_that_exist(params):
+    params["analysis"]["baselines"]["generative_campaign"] = "randm"
+    params["analysis"]["baselines"]["pool_campaigns"] = ["agents", "agnets"]
+    problems = _problems(params)
+    assert "'randm' is not a campaign" in problems["analysis.baselines.generative_campaign"]
+    assert "'agnets' is not a campaign" in problems["analysis.baselines.pool_campaigns"]
 
 
 def test_missing_section(params):

@@ -80,6 +80,15 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
     experiments = pd.read_parquet(repo / "results/dataset/experiments.parquet")
     assert sorted(experiments["campaign"]) == ["agents", "agents", "random", "random"]
     assert set(experiments["status"]) <= {"ok", "failed"}
+    for family in ("baselines", "convergence", "dynamics", "variance", "cost"):
+        result = json.loads((repo / f"results/analysis/{family}.json").read_text())
+        assert result["analysis"] == family
+        assert result["status"] in ("ok", "insufficient_data")
+    cost = json.loads((repo / "results/analysis/cost.json").read_text())
+    assert cost["overall"]["experiments"] == len(experiments)
+    curve = pd.read_csv(repo / "results/analysis/baselines_curve.csv")
+    finished = experiments[experiments["campaign"] == "agents"]["status"].eq("ok").sum()
+    assert (curve["policy"] == "search").sum() == finished
     again = snakemake(repo)
     assert again.returncode == 0 and "Nothing to be done" in again.stderr
     report = snakemake(repo, "--report", "report.html")
@@ -87,6 +96,7 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
     html = (repo / "report.html").read_text()
     assert "Every trained configuration of every campaign" in html  # dataset caption
     assert "discrete cells" in html  # the space caption
+    assert "Pool baselines" in html and "Variance decomposition" in html  # analysis captions
 
 
 def test_the_file_audit_catches_undeclared_reads_and_writes():
@@ -191,7 +201,9 @@ def test_slurm_profile_dry_run_builds_the_dag(repo):
     )
     assert run.returncode == 0, run.stderr
     for rule in ("space_summary", "synthesize", "split", "extract_features", "fuse_features",
-                 "propose", "shard", "collect", "dataset"):  # fmt: skip
+                 "propose", "shard", "collect", "dataset", "analysis_baselines",
+                 "analysis_convergence", "analysis_dynamics", "analysis_variance",
+                 "analysis_cost"):  # fmt: skip
         assert f"rule {rule}:" in run.stdout
     shard = run.stdout[run.stdout.index("rule shard:") :]
     resources = next(line for line in shard.splitlines() if "resources:" in line)

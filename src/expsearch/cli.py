@@ -22,6 +22,12 @@
     expsearch round propose|shard|collect --campaign NAME --round R [--shard S]
                                                      one job of a campaign round, on the files
                                                      of the campaign layout (as the workflow)
+    expsearch analyze baselines|convergence|dynamics|variance|cost|all --data TABLE
+                      [--agent-log JSONL] [--out FILE] [--tables DIR] [--value COLUMN]
+                      [--groups a,b] [--min-group-size N] [--seed S] [--permutations N]
+                      [--bootstrap N] [--pool-campaigns a,b] [--generative-campaign NAME]
+                                                     the analyses' results as JSON (stdout or
+                                                     --out); long series as CSVs in --tables
 
 Options not given on the command line come from params.yaml (`--params`).
 
@@ -339,6 +345,55 @@ def cmd_round(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyses of an experiment table, one family or all, as JSON."""
+    from .analysis.run import FAMILIES, TABLES, run_family
+    from .settings import analysis_settings
+
+    params = load_params(args.params)
+    settings = analysis_settings(params["analysis"], **_analysis_overrides(args))
+    families = FAMILIES if args.family == "all" else (args.family,)
+    results = {}
+    for family in families:
+        tables = None
+        if args.tables:
+            Path(args.tables).mkdir(parents=True, exist_ok=True)
+            tables = {name: Path(args.tables) / f"{family}_{name}.csv" for name in TABLES[family]}
+        results[family] = run_family(
+            family,
+            data=args.data,
+            settings=settings,
+            space=space_settings(params),
+            agent_log=args.agent_log,
+            tables=tables,
+        )
+    result = results[args.family] if args.family != "all" else results
+    text = json.dumps(result, indent=1, allow_nan=False) + "\n"
+    if args.out:
+        atomic_write_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _analysis_overrides(args: argparse.Namespace) -> dict:
+    def names(text: str | None) -> tuple[str, ...] | None:
+        return tuple(part.strip() for part in text.split(",") if part.strip()) if text else None
+
+    overrides = {
+        "metric": args.value,
+        "groups": names(args.groups),
+        "min_group_size": args.min_group_size,
+        "seed": args.seed,
+        "bootstrap": args.bootstrap,
+        "permutations": args.permutations,
+        "pool_permutations": args.permutations,
+        "pool_campaigns": names(args.pool_campaigns),
+        "generative_campaign": args.generative_campaign,
+    }
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="expsearch", description="LLM-guided combinatorial experiment search."
@@ -452,6 +507,25 @@ def build_parser() -> argparse.ArgumentParser:
     rounds.add_argument("--shard", type=int, default=0, help="shard number (step shard)")
     rounds.add_argument("--split", default="results/split/manifest.json", help="split manifest")
     rounds.add_argument("--clips", help="clip table (default: clips.csv beside the manifest)")
+    analyze = add("analyze", cmd_analyze, "the paper's analyses of an experiment table, as JSON")
+    analyze.add_argument(
+        "family", choices=["baselines", "convergence", "dynamics", "variance", "cost", "all"]
+    )
+    analyze.add_argument(
+        "--data", required=True,
+        help="experiment table: experiments.parquet of a dataset, or .csv/.jsonl/.json rows",
+    )  # fmt: skip
+    analyze.add_argument("--agent-log", help="the dataset's agent_log.jsonl (cost: LLM calls)")
+    analyze.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
+    analyze.add_argument("--tables", help="folder for the long series as CSV (else in the JSON)")
+    analyze.add_argument("--value", "--metric", help="the AP column (default: params)")
+    analyze.add_argument("--groups", help="ANOVA groups, comma-separated (default: params)")
+    analyze.add_argument("--min-group-size", type=int, help="smallest group kept (default: params)")
+    analyze.add_argument("--seed", type=int, help="seed (default: params)")
+    analyze.add_argument("--permutations", type=int, help="random orders (default: params)")
+    analyze.add_argument("--bootstrap", type=int, help="bootstrap resamples (default: params)")
+    analyze.add_argument("--pool-campaigns", help="campaigns forming the pool, comma-separated")
+    analyze.add_argument("--generative-campaign", help="the campaign that drew from the space")
     return parser
 
 

@@ -71,7 +71,8 @@ def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:
 def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, str]]:
     """Rules that span sections: every backbone the space can propose has a
     store, fusions name extracted backbones, the window serves every seq_len,
-    self-healing diagnoses with a defined LLM agent."""
+    self-healing diagnoses with a defined LLM agent, the analyses name campaigns
+    that exist."""
     problems = []
     data = params["data"]
     if data["source"] == "synthetic":
@@ -131,7 +132,20 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
         except SpaceError as exc:
             problems.append((f"campaign.campaigns.{name}.{exc.key}", str(exc).split(": ", 1)[1]))
     problems += llm_name_problems(agents["llm"], agents["healing"]["diagnose_with"])
-    return problems
+    return problems + _analysis_checks(params)
+
+
+def _analysis_checks(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The baselines' campaigns are campaigns of this params file."""
+    campaigns = sorted(params["campaign"]["campaigns"])
+    baselines = params["analysis"]["baselines"]
+    named = [("generative_campaign", baselines["generative_campaign"])]
+    named += [("pool_campaigns", name) for name in baselines["pool_campaigns"] or []]
+    return [
+        (f"analysis.baselines.{key}", f"{name!r} is not a campaign (campaigns: {campaigns})")
+        for key, name in named
+        if name is not None and name not in campaigns
+    ]
 
 
 def _path(parts: Iterable[Any]) -> str:

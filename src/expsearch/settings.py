@@ -7,6 +7,7 @@
     agents = agent_settings(params["agents"])            # AgentSettings
     campaign = campaign_settings(params, "agents")       # CampaignSettings (space, agents, training)
     campaigns = all_campaigns(params)                    # name -> CampaignSettings
+    analysis = analysis_settings(params["analysis"])     # AnalysisSettings
 
 A job parses what it needs once, at its edge (a workflow script from
 `snakemake.params`, a CLI command from `--params` plus its options), and
@@ -28,6 +29,7 @@ from .agents.plan import PlanSettings
 from .agents.providers import ProviderSettings
 from .agents.registry import AgentSettings, HealingSettings
 from .agents.sweeps import SweepSettings
+from .analysis.settings import AnalysisSettings, parse_analysis
 from .campaign.settings import CampaignSettings
 from .hashing import sha256_text
 from .space import Space
@@ -189,3 +191,8 @@ def campaign_settings(params: Mapping[str, Any], name: str) -> CampaignSettings:
 
 def all_campaigns(params: Mapping[str, Any]) -> dict[str, CampaignSettings]:
     return {name: campaign_settings(params, name) for name in params["campaign"]["campaigns"]}
+
+
+def analysis_settings(analysis: Mapping[str, Any], **overrides: Any) -> AnalysisSettings:
+    """The `analysis` section; `overrides` (a CLI's options) replace single fields."""
+    return dataclasses.replace(parse_analysis(analysis), **overrides)

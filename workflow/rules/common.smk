@@ -13,6 +13,7 @@ sys.path.insert(0, SRC)
 # (Jobs inherit the environment, locally and through sbatch.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
+from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
 from expsearch.features.store import skipped_file, store_files
@@ -88,3 +89,19 @@ def every_round(files):
         for r in range(spec["rounds"])
         for path in files(campaign, r)
     ]
+
+
+# ---- analyses (rules in analysis.smk)
+ANALYSIS = f"{RESULTS}/analysis"
+# What the analyses read of params (a change reruns them).
+ANALYSIS_PARAMS = {key: PARAMS[key] for key in ("space", "analysis")}
+
+
+def analysis_tables(family):
+    """The CSV tables a family's rule writes beside its JSON (name -> path)."""
+    return {name: f"{ANALYSIS}/{family}_{name}.csv" for name in ANALYSIS_TABLES[family]}
+
+
+ANALYSIS_FILES = [f"{ANALYSIS}/{family}.json" for family in ANALYSIS_TABLES] + [
+    path for family in ANALYSIS_TABLES for path in analysis_tables(family).values()
+]

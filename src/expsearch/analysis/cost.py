@@ -1,0 +1,115 @@
+"""What the search cost (the paper's appendix): device time, LLM spend, self-healing.
+
+    result = cost(table, calls=agent_log_rows, by="policy")
+
+From the dataset's own fields: per group (`by`: policy, agent or campaign)
+and overall, experiments run and finished, device-hours (sum of
+`device_seconds`, failed runs included: they held the device), seconds per
+experiment (mean and median), finished experiments per device-hour, and LLM
+tokens and USD per kept config (the per-config shares the dataset records).
+With `calls` (the dataset's agent_log.jsonl rows) the LLM spend is also
+summed over the calls themselves: every billed call, whatever became of its
+ideas, so a round whose ideas were all rejected still shows its cost.
+Self-healing: heal attempts (`source` heal) and the share of first heals of
+an original failure that finished ok.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .result import insufficient, ok
+from .table import ExperimentTable
+
+LLM = ("llm_input_tokens", "llm_output_tokens", "llm_cost_usd")
+
+
+def cost(
+    table: ExperimentTable,
+    *,
+    calls: Sequence[Mapping[str, Any]] | None = None,
+    by: str = "policy",
+) -> dict[str, Any]:
+    table.require([by, "device_seconds"], "cost")
+    frame = table.frame
+    if frame.empty:
+        return insufficient(f"{table.source}: no experiments", rows=0)
+    groups = {str(name): _group(rows) for name, rows in frame.groupby(by, sort=True)}
+    return ok(
+        by=by,
+        overall=_group(frame),
+        groups=groups,
+        llm_calls=_calls(calls) if calls is not None else None,
+        healing=healing(frame),
+    )
+
+
+def _group(rows: pd.DataFrame) -> dict[str, Any]:
+    seconds = pd.to_numeric(rows["device_seconds"], errors="coerce").to_numpy(float)
+    timed = seconds[np.isfinite(seconds)]
+    finished = int((rows["status"] == "ok").sum())
+    hours = float(timed.sum() / 3600)
+    out: dict[str, Any] = {
+        "experiments": len(rows),
+        "finished": finished,
+        "untimed": int(len(rows) - len(timed)),
+        "device_hours": hours,
+        "seconds_per_experiment": _spread(timed),
+        "finished_per_device_hour": finished / hours if hours > 0 else None,
+    }
+    present = [column for column in LLM if column in rows.columns]
+    if present:
+        totals = {
+            c: float(pd.to_numeric(rows[c], errors="coerce").fillna(0).sum()) for c in present
+        }
+        out["llm"] = {
+            **totals,
+            **{f"{c}_per_kept_config": totals[c] / len(rows) for c in present},
+        }
+    return out
+
+
+def _spread(values: np.ndarray) -> dict[str, Any] | None:
+    if len(values) == 0:
+        return None
+    return {"mean": float(values.mean()), "median": float(np.median(values))}
+
+
+def _calls(calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """LLM spend over the agent log's calls (rows without a token count spent nothing)."""
+    per_agent: dict[str, dict[str, float]] = {}
+    for call in calls:
+        agent = str(call.get("agent"))
+        totals = per_agent.setdefault(
+            agent, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        )
+        totals["calls"] += 1
+        for key in ("input_tokens", "output_tokens", "cost_usd"):
+            totals[key] += float(call.get(key) or 0)
+    return {
+        "agents": per_agent,
+        "cost_usd": sum(totals["cost_usd"] for totals in per_agent.values()),
+        "calls": sum(totals["calls"] for totals in per_agent.values()),
+    }
+
+
+def healing(frame: pd.DataFrame) -> dict[str, Any]:
+    """Heal attempts, and how many first heals (whose parent is not itself a
+    heal) finished ok, of those that finished at all."""
+    if "source" not in frame.columns or "parent_id" not in frame.columns:
+        return insufficient("no source/parent_id columns: healing is not recorded")
+    source_of = dict(zip(frame["id"], frame["source"], strict=True))
+    heals = frame[frame["source"] == "heal"]
+    first = heals[np.array([source_of.get(p) != "heal" for p in heals["parent_id"]], dtype=bool)]
+    done = first[first["status"].isin(["ok", "failed"])]
+    successes = int((done["status"] == "ok").sum())
+    return {
+        "attempts": len(heals),
+        "first_attempts": len(done),
+        "first_attempt_successes": successes,
+        "first_attempt_success_rate": successes / len(done) if len(done) else None,
+    }
