@@ -58,3 +58,27 @@ def test_bad_input_exits_2_naming_the_problem(runs_csv, tmp_path, capsys):
     assert "val_apx" in capsys.readouterr().err
     assert main(["analyze", "cost", "--data", str(tmp_path / "none.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_variance_of_the_subset_is_the_variance_of_its_rows(runs_csv, capsys, tmp_path):
+    params = tmp_path / "params.yaml"
+    from expsearch.params import load_params
+    from expsearch.yamlio import dump_yaml
+
+    from .conftest import ROOT
+
+    edited = load_params(ROOT / "params.yaml")
+    edited["analysis"]["subset"]["code_version"] = "latest"
+    params.write_text(dump_yaml(edited))
+    frame = pd.read_csv(runs_csv)
+    frame = frame[frame["campaign"] == "agents"]  # one campaign: versions change once, in time
+    data = tmp_path / "agents.csv"
+    frame.to_csv(data, index=False)
+    code = main(["analyze", "variance", "--data", str(data), "--params", str(params),
+                 "--min-group-size", "5"])  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    latest = frame[(frame["code_version"] == "v2") & (frame["status"] == "ok")]
+    assert result["subset"]["description"]["rows"] < len(frame)
+    assert result["subset"]["anova"]["counts"]["finished"] == len(latest)
+    assert result["anova"]["counts"]["finished"] == int((frame["status"] == "ok").sum())

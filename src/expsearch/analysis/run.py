@@ -65,9 +65,17 @@ def analyze(
 
         return dynamics(table, **settings.dynamics_kwargs())
     if family == "variance":
+        from .convergence import select_subset
         from .variance import variance
 
-        return variance(table, **settings.variance_kwargs())
+        result = variance(table, **settings.variance_kwargs())
+        if settings.subset:  # the paper's Table 3 has the full table and the clean subset
+            part, description = select_subset(table, **settings.subset)
+            result["subset"] = {
+                "description": description,
+                **variance(part, **settings.variance_kwargs()),
+            }
+        return result
     if family == "cost":
         from .cost import cost
 
