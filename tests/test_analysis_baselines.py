@@ -136,6 +136,8 @@ def test_insufficient_and_bad_input(space, planted):
          "campaign": ["agents", "agents"]}
     )  # fmt: skip
     result = baselines(experiment_table(failed), space, permutations=5)
+    assert result["status"] == "insufficient_data"
+    assert result["pool"]["failed"] == 2
     assert result["policies"]["search"]["status"] == "insufficient_data"
     assert result["policies"]["rand_gen"]["status"] == "insufficient_data"
     jsonable(result)

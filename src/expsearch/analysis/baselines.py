@@ -100,14 +100,17 @@ def baselines(
             curves["rand_gen"] = running_best(gen)
             policies["rand_gen"] = _policy(curves["rand_gen"], at_n, **fit)
         policies["rand_gen"]["counts"] = gen_table.counts(metric)
-    return ok(
-        metric=metric,
-        pool={"campaigns": pool_label, **pool_table.counts(metric)},
-        generative_campaign=generative_campaign,
-        at_n=list(at_n),
-        policies=policies,
-        curve=_curve_rows(curves),
-    )
+    facts = {
+        "metric": metric,
+        "pool": {"campaigns": pool_label, **pool_table.counts(metric)},
+        "generative_campaign": generative_campaign,
+        "at_n": list(at_n),
+        "policies": policies,
+        "curve": _curve_rows(curves),
+    }
+    if not any(policy.get("status") == "ok" for policy in policies.values()):
+        return insufficient("no policy has a finished experiment", **facts)
+    return ok(**facts)
 
 
 def random_pool_curve(

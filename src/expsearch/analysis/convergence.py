@@ -201,11 +201,11 @@ def select_subset(
     keep = np.ones(len(frame), dtype=bool)
     criteria: list[str] = []
     if after_round is not None:
-        table.require(["round"], "subset by round")
+        table.require(["round"], "the subset by round (analysis.subset.after_round)")
         keep &= (pd.to_numeric(frame["round"], errors="coerce") > after_round).to_numpy()
         criteria.append(f"round > {after_round}")
     if after_time is not None:
-        table.require(["finished"], "subset by time")
+        table.require(["finished"], "the subset by time (analysis.subset.after_time)")
         try:
             cutoff = pd.Timestamp(after_time)
         except ValueError as exc:
@@ -214,7 +214,7 @@ def select_subset(
         keep &= (_times(frame) >= cutoff).to_numpy()
         criteria.append(f"finished at or after {cutoff.isoformat()}")
     if code_version is not None:
-        table.require(["code_version"], "subset by code_version")
+        table.require(["code_version"], "the subset by code version (analysis.subset.code_version)")
         start, text = _version_start(table, str(code_version))
         keep &= np.arange(len(frame)) >= start
         criteria.append(text)
