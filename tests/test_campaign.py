@@ -35,6 +35,7 @@ def campaign_params(params, task_files, tmp_path):
         "base": {"agents": ["random"], "rounds": 1, "shards": 1,
                  "budget_per_round": 2, "ideas_per_agent": 2, "limits": dict(LIMITS)},
     }  # fmt: skip
+    params["analysis"]["baselines"]["generative_campaign"] = "base"  # the random-only campaign
     return params
 
 

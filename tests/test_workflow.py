@@ -250,6 +250,7 @@ def test_a_campaign_of_hundreds_of_rounds_builds_its_dag(repo):
         "deep": {"agents": ["rules"], "rounds": 400, "shards": 2, "budget_per_round": 4,
                  "ideas_per_agent": 4},
     }  # fmt: skip
+    params["analysis"]["baselines"]["generative_campaign"] = None  # no random campaign here
     (repo / "params.yaml").write_text(dump_yaml(params))
     run = snakemake(repo, "results/dataset/summary.json", "--dry-run", "--quiet", "rules")
     assert run.returncode == 0, run.stderr[-3000:]
