@@ -1,20 +1,27 @@
 """Feature extraction end to end on real generated MP4s: shapes, padding,
-skipped videos with reasons, resume after an interruption, fusion."""
+skipped videos and times with reasons, the limit on skipped clips, an
+unknown backbone, resume after an interruption, fusion."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from expsearch.cli import EXIT_BAD_INPUT, main
 from expsearch.data.splits import split_source
 from expsearch.data.synthetic import generate
 from expsearch.features import extract as extract_module
-from expsearch.features.extract import extract_store
+from expsearch.features.extract import ExtractionError, extract_store
 from expsearch.features.fusion import fuse_stores
 from expsearch.features.store import open_store
+
+from .conftest import ROOT
 
 FRACTIONS = {"train": 0.5, "val": 0.25, "test": 0.25}
 
@@ -74,7 +81,7 @@ def test_bad_videos_are_skipped_with_their_reason(dataset, tmp_path):
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     broken.loc[0, "path"] = str(truncated)
     broken.loc[1, "path"] = ""
-    _extract(broken, tmp_path / "s")
+    _extract(broken, tmp_path / "s", max_skipped_fraction=0.25)  # 2 of 8
     store = open_store(tmp_path / "s")
     assert store.ids == list(broken["id"][2:])
     reasons = {row["id"]: row["reason"] for row in store.index["skipped"]}
@@ -147,3 +154,105 @@ def test_decoding_runs_only_a_bounded_number_of_clips_ahead(dataset, tmp_path, m
     extract_store(clips, "dinov2_b", tmp_path / "s", batch_size=1, decode_workers=1, progress=False)
     # batch (1) + look-ahead (batch + workers = 2) + the clip being decoded (1)
     assert max(waiting) <= 4 and len(decoded) == len(clips)
+
+
+def _reasons(store_dir) -> dict[str, str]:
+    report = pd.read_csv(store_dir / "skipped.csv", dtype={"id": str})
+    return dict(zip(report["id"], report["reason"], strict=True))
+
+
+def test_empty_non_video_and_truncated_files_are_skipped_each_with_its_reason(dataset, tmp_path):
+    _, clips = dataset
+    bad = clips.copy()
+    data = Path(bad.loc[2, "path"]).read_bytes()
+    files = {"empty.mp4": b"", "notes.mp4": b"not a video", "cut.mp4": data[: len(data) // 2]}
+    for row, (name, content) in enumerate(files.items()):
+        (tmp_path / name).write_bytes(content)
+        bad.loc[row, "path"] = str(tmp_path / name)
+    _extract(bad, tmp_path / "s", max_skipped_fraction=0.4)  # 3 of 8
+    reasons = _reasons(tmp_path / "s")
+    assert list(reasons) == list(bad["id"][:3])
+    empty, notes, cut = reasons.values()
+    assert empty == f"{tmp_path / 'empty.mp4'}: cannot open: empty file (0 bytes)"
+    assert notes.startswith(f"{tmp_path / 'notes.mp4'}: cannot open: not a video: ")
+    assert re.search(r"cut\.mp4: truncated: .*the file has \d+ of the \d+ bytes its index", cut)
+    assert open_store(tmp_path / "s").ids == list(bad["id"][3:])  # the rest is all there
+
+
+def test_times_past_the_end_of_the_video_are_skipped_with_the_reason(dataset, tmp_path):
+    """Such clips were stored as if the times fitted (the window clamped to the
+    end, or, for a window before the start, zero valid steps) and counted as
+    extracted."""
+    _, clips = dataset
+    wrong = clips.copy()
+    wrong.loc[0, ["time_of_event", "time_of_alert"]] = [9.5, 9.0]  # the videos last 8 s
+    wrong.loc[1, ["time_of_event", "time_of_alert"]] = [float("nan"), -1.0]  # not from read_labels
+    _extract(wrong, tmp_path / "s", max_skipped_fraction=0.25)
+    reasons = _reasons(tmp_path / "s")
+    first, second = wrong["id"][:2]
+    assert reasons[first] == (
+        f"{wrong.loc[0, 'path']}: time_of_event = 9.5 s and time_of_alert = 9 s "
+        "past the end of the video (8.000 s)"
+    )
+    assert (
+        reasons[second]
+        == f"{wrong.loc[1, 'path']}: the window ends at -1 s, before the video starts"
+    )
+    store = open_store(tmp_path / "s")
+    assert store.ids == list(wrong["id"][2:]) and (store.valid_lengths >= 29).all()
+    assert [row["id"] for row in store.index["skipped"]] == [first, second]
+
+
+def test_too_many_skipped_clips_fail_and_keep_what_was_done(dataset, tmp_path, monkeypatch):
+    """Relative video paths read from another working directory used to give an
+    empty store and exit 0. Now the run fails naming the count, the limit and
+    the first reasons; skipped.csv says why for every clip; the encoded clips
+    are kept, and a rerun with the paths fixed encodes only the others."""
+    root, clips = dataset
+    relative = clips.copy()
+    relative.loc[:2, "path"] = [os.path.relpath(p, root) for p in clips["path"][:3]]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ExtractionError) as info:
+        _extract(relative, tmp_path / "s")
+    ids = list(clips["id"])
+    first = f"{ids[0]}: {relative.loc[0, 'path']}: cannot open: file not found"
+    assert str(info.value) == (
+        "features dinov2_b: 3 of 8 clips skipped (38%), more than the limit of 0.2 "
+        f"(features.max_skipped_fraction); no store written. Every skipped clip and why: "
+        f"{tmp_path / 's' / 'skipped.csv'}. First reasons: {first}; "
+        f"{ids[1]}: {relative.loc[1, 'path']}: cannot open: file not found; "
+        f"{ids[2]}: {relative.loc[2, 'path']}: cannot open: file not found"
+    )
+    assert list(_reasons(tmp_path / "s")) == ids[:3]
+    assert not (tmp_path / "s" / "index.json").exists()
+
+    encoded: list[int] = []
+    real_encode = extract_module._encode
+    monkeypatch.setattr(
+        extract_module, "_encode", lambda *a: (encoded.append(len(a[1])), real_encode(*a))[1]
+    )
+    _extract(clips, tmp_path / "s")
+    assert sum(encoded) == 3 and open_store(tmp_path / "s").ids == ids
+    assert _reasons(tmp_path / "s") == {}
+
+
+def test_a_run_that_skips_every_clip_fails_whatever_the_limit(dataset, tmp_path):
+    _, clips = dataset
+    gone = clips.assign(path="")
+    with pytest.raises(ExtractionError, match=r"8 of 8 clips skipped \(100%\), nothing to store"):
+        _extract(gone, tmp_path / "s", max_skipped_fraction=1.0)
+    assert len(_reasons(tmp_path / "s")) == 8
+
+
+def test_an_unknown_backbone_leaves_nothing_behind(dataset, tmp_path, capsys):
+    root, clips = dataset
+    with pytest.raises(ValueError, match="unknown backbone 'vjepa3'"):
+        _extract(clips, tmp_path / "lib" / "vjepa3", backbone="vjepa3")
+    out = tmp_path / "cli" / "vjepa3"
+    code = main(
+        ["features", "extract", "--params", str(ROOT / "params.yaml"), "--backbone", "vjepa3",
+         "--clips", str(root / "split" / "clips.csv"), "--manifest", str(root / "split" / "m.json"),
+         "--labels", str(root / "train.csv"), "--out", str(out)]
+    )  # fmt: skip
+    assert code == EXIT_BAD_INPUT and "unknown backbone 'vjepa3'" in capsys.readouterr().err
+    assert not (tmp_path / "lib").exists() and not (tmp_path / "cli").exists()

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from expsearch.data.sources import (
     DataError,
     nexar_competition,
+    past_the_end,
     read_clip_table,
     read_clips,
+    read_labels,
     step_times,
     valid_steps,
     window_end,
 )
+
+HEADER = "id,time_of_event,time_of_alert,target\n"
 
 
 def _touch(path):
@@ -53,8 +59,8 @@ def test_folder_source_needs_only_id_and_target(tmp_path):
     ("text", "message"),
     [
         ("id,target\n1,0\n", "missing column"),
-        ("id,time_of_event,time_of_alert,target\n1,,,2\n", "target must be 0 or 1"),
-        ("id,time_of_event,time_of_alert,target\n1,,,0\n1,,,1\n", "duplicate ids"),
+        ("id,time_of_event,time_of_alert,target\n1,,,2\n", "target = '2': must be 0 or 1"),
+        ("id,time_of_event,time_of_alert,target\n1,,,0\n1,,,1\n", "id = '1': duplicate of row 1"),
     ],
 )
 def test_bad_labels_name_the_file(tmp_path, text, message):
@@ -62,6 +68,83 @@ def test_bad_labels_name_the_file(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as info:
         read_clips("nexar", tmp_path / "train.csv", tmp_path / "train")
     assert "train.csv" in str(info.value)
+
+
+def _label_error(tmp_path, rows: str) -> str:
+    (tmp_path / "train.csv").write_text(HEADER + rows)
+    with pytest.raises(DataError) as info:
+        read_labels(tmp_path / "train.csv", times=True)
+    return str(info.value)
+
+
+def test_a_bad_target_names_its_row_and_only_its_row(tmp_path):
+    # One word in the column made pandas read every target as text, and every
+    # valid row was blamed beside the bad one.
+    message = _label_error(tmp_path, "00001,7.5,7.0,1\n00002,,,yes\n00003,,,0\n")
+    assert message.startswith(f"{tmp_path / 'train.csv'}: 1 bad label value(s)")
+    assert "row 2 (id '00002'): target = 'yes': must be 0 or 1" in message
+    assert "00001" not in message and "00003" not in message
+
+
+def test_an_unparsable_time_names_file_row_id_column_and_value(tmp_path):
+    message = _label_error(tmp_path, "00001,7.5,7.0,1\n00002,12.o,11.5,1\n")
+    assert str(tmp_path / "train.csv") in message
+    assert "row 2 (id '00002'): time_of_event = '12.o': must be a number of seconds" in message
+    assert "00001" not in message
+
+
+def test_every_bad_value_is_reported_at_once(tmp_path):
+    rows = "".join(f"{i:05d},,,2\n" for i in range(1, 8)) + "00008,,,0\n"
+    message = _label_error(tmp_path, rows)
+    assert "7 bad label value(s)" in message and "; and 2 more" in message
+    assert "row 5 (id '00005')" in message and "row 6 " not in message
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ("00002,7.5,-0.5,1\n", "row 2 (id '00002'): time_of_alert = '-0.5': must be >= 0 s"),
+        ("00002,-1,,1\n", "row 2 (id '00002'): time_of_event = '-1': must be >= 0 s"),
+        (
+            "00002,6.0,6.5,1\n",
+            "row 2 (id '00002'): time_of_alert = '6.5': later than time_of_event = '6.0'",
+        ),
+        ("00002,inf,7.0,1\n", "time_of_event = 'inf': must be a number of seconds"),
+    ],
+)
+def test_impossible_times_are_refused(tmp_path, row, expected):
+    message = _label_error(tmp_path, "00001,7.5,7.0,1\n" + row)
+    assert expected in message and "00001" not in message
+
+
+def test_an_alert_at_the_event_and_a_missing_event_are_fine(tmp_path):
+    (tmp_path / "train.csv").write_text(HEADER + "00001,7.0,7.0,1\n00002,,6.5,1\n")
+    table = read_labels(tmp_path / "train.csv", times=True)
+    assert list(table["time_of_alert"]) == [7.0, 6.5] and np.isnan(table.loc[1, "time_of_event"])
+
+
+def test_a_time_past_the_end_of_the_video_is_named():
+    assert past_the_end(7.8, 7.2, duration_s=8.0) is None
+    assert past_the_end(8.04, 7.2, duration_s=8.0) is None  # label rounding
+    assert past_the_end(float("nan"), float("nan"), duration_s=8.0) is None
+    assert past_the_end(9.5, 7.2, duration_s=8.0) == (
+        "time_of_event = 9.5 s past the end of the video (8.000 s)"
+    )
+    assert past_the_end(12.0, 11.0, duration_s=8.0) == (
+        "time_of_event = 12 s and time_of_alert = 11 s past the end of the video (8.000 s)"
+    )
+
+
+def test_video_paths_work_from_any_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.csv").write_text(HEADER + "00001,,,0\n")
+    _touch(tmp_path / "data/videos/00001.mp4")
+    monkeypatch.chdir(tmp_path)
+    clips = read_clips("synthetic", "data/train.csv", "data/videos")  # relative, as params are
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    path = clips.loc[0, "path"]
+    assert path == str(tmp_path / "data/videos/00001.mp4") and os.path.exists(path)
 
 
 def test_competition_clips_are_nexar_only_and_found_only_when_complete(tmp_path):

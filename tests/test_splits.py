@@ -111,3 +111,32 @@ def test_unreadable_manifest(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SplitError, match="cannot read"):
         load_manifest(path)
+
+
+def _balanced(tmp_path, n: int):
+    clips = pd.DataFrame(
+        {"id": [f"{i:05d}" for i in range(n)], "target": [i % 2 for i in range(n)]}
+    )
+    labels = tmp_path / "small.csv"
+    clips.to_csv(labels, index=False)
+    return clips, labels
+
+
+def test_a_split_that_leaves_the_test_set_empty_is_refused(tmp_path):
+    # 6 + 6 clips at 0.8/0.1/0.1: each class rounds to 5/1/0, so test gets nothing.
+    clips, labels = _balanced(tmp_path, 12)
+    with pytest.raises(SplitError) as info:
+        make_split(clips, FRACTIONS, seed=0, labels_file=labels)
+    assert str(info.value) == (
+        f"{labels}: the split of 12 clips leaves test empty (sizes: train 10, val 2, test 0; "
+        "fractions: train 0.8, val 0.1, test 0.1); every split needs at least one clip: "
+        "add clips or raise those fractions"
+    )
+    manifest = make_split(clips, {"train": 0.6, "val": 0.2, "test": 0.2}, 0, labels)
+    assert [len(manifest.ids(split)) for split in ("train", "val", "test")] == [8, 2, 2]
+
+
+def test_a_split_that_leaves_validation_empty_is_refused(tmp_path):
+    clips, labels = _balanced(tmp_path, 4)
+    with pytest.raises(SplitError, match=r"leaves val and test empty \(sizes: train 4, val 0"):
+        make_split(clips, FRACTIONS, seed=0, labels_file=labels)

@@ -3,6 +3,10 @@ refusal of odd sizes, truncated, corrupt and non-video files."""
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
+
+import av
 import numpy as np
 import pytest
 
@@ -156,3 +160,88 @@ def test_not_a_video(tmp_path):
         assert "cannot open" in _raises_naming(path)
         with pytest.raises(DecodeError, match="cannot open"):
             probe_video(path)
+
+
+def _write_rotated(path, frames: np.ndarray, degrees: int) -> None:
+    """An MP4 whose display matrix says: show the pictures turned `degrees`
+    counter-clockwise (what a phone writes for portrait video)."""
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(FPS))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.set_display_rotation(degrees)
+        for index, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, int(FPS))
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _corner(n=5, height=48, width=64) -> np.ndarray:
+    """Blue frames with a red top-left quadrant: every turn and flip looks different."""
+    frames = np.zeros((n, height, width, 3), np.uint8)
+    frames[...] = (20, 20, 230)
+    frames[:, : height // 2, : width // 2] = (230, 20, 20)
+    return frames
+
+
+@pytest.mark.parametrize(("degrees", "turns"), [(90, 1), (180, 2), (270, 3), (-90, 3)])
+def test_rotated_video_is_decoded_upright(tmp_path, degrees, turns):
+    frames = _corner()
+    path = tmp_path / "phone.mp4"
+    _write_rotated(path, frames, degrees)
+    decoded = read_frames_at(path, [0.0, 0.2, 0.4])
+    upright = np.rot90(frames[0], turns)  # np.rot90 turns counter-clockwise too
+    assert decoded.shape == (3, *upright.shape)
+    assert np.abs(decoded.astype(int) - upright).mean() < 8
+    red = decoded[0, ..., 0] > 128
+    height, width = upright.shape[:2]
+    corner = {1: (slice(height // 2, None), slice(None, width // 2)),  # bottom left
+              2: (slice(height // 2, None), slice(width // 2, None)),  # bottom right
+              3: (slice(None, height // 2), slice(width // 2, None))}[turns]  # fmt: skip
+    assert red[corner].all() and red.sum() == red[corner].size
+
+
+def test_an_unrotated_video_is_left_as_it_is(tmp_path):
+    frames = _corner()
+    _write_rotated(tmp_path / "plain.mp4", frames, 0)
+    decoded = read_frames_at(tmp_path / "plain.mp4", [0.0])
+    assert decoded.shape == (1, 48, 64, 3) and np.abs(decoded.astype(int) - frames[0]).mean() < 8
+
+
+def test_empty_non_video_and_truncated_files_each_have_their_reason(tmp_path):
+    """One FFmpeg message ("Invalid data found when processing input") used to
+    stand for all of them."""
+    source = tmp_path / "smooth.mp4"
+    write_video(source, _smooth(), FPS)
+    data = source.read_bytes()
+    files = {
+        "empty.mp4": b"",
+        "labels.mp4": b"id,target\n1,0\n",
+        "cut_at_90.mp4": data[: len(data) * 9 // 10],  # the header is whole, the frames end early
+        "cut_at_5.mp4": data[: len(data) // 20],  # not even the header is whole
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    assert _raises_naming(tmp_path / "empty.mp4").endswith("cannot open: empty file (0 bytes)")
+    assert "cannot open: not a video: FFmpeg recognises no video format in it" in (
+        _raises_naming(tmp_path / "labels.mp4")
+    )
+    cut = _raises_naming(tmp_path / "cut_at_90.mp4")
+    assert re.search(rf"cut_at_90.mp4: truncated: decoded \d+ of {N} frames", cut)
+    assert f"(the file has {len(data) * 9 // 10} of the {len(data)} bytes its index lists)" in cut
+    assert "cannot open: truncated or damaged MP4/QuickTime file" in (
+        _raises_naming(tmp_path / "cut_at_5.mp4")
+    )
+    with pytest.raises(DecodeError, match="empty file"):
+        probe_video(tmp_path / "empty.mp4")
+
+
+def test_an_audio_file_is_not_a_video(tmp_path):
+    path = tmp_path / "sound.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    assert "cannot open: not a video: no video stream, only audio" in _raises_naming(path)

@@ -123,6 +123,7 @@ def extract_features(
         seed=features.seed,
         labels_sha256=checked.labels_sha256,
         decode_workers=max(1, workers),
+        max_skipped_fraction=features.max_skipped_fraction,
         progress=progress,
     )
 

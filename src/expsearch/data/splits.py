@@ -12,7 +12,9 @@ and that no id is in two splits, and stops with SplitError on any mismatch:
 evaluating on a split other than the one recorded (the paper's first bug,
 8,730 experiments on a contaminated test set) cannot happen silently.
 The test split is sealed: `labels(..., "test")` refuses unless the caller
-says `unseal=True`, which only the final test evaluation does.
+says `unseal=True`, which only the final test evaluation does. A split that
+would leave train, val or test empty (too few clips for the fractions) is
+refused with the sizes and fractions.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ def make_split(
         for name, count in _allocate(len(ids), {s: fractions[s] for s in SPLITS}).items():
             splits[name] += [ids[i] for i in order[start : start + count]]
             start += count
+    _refuse_empty(splits, fractions, labels_file)
     for name, ids in (held_out or {}).items():
         if name in splits:
             raise SplitError(f"held-out set {name!r} clashes with a split name")
@@ -137,6 +140,23 @@ def make_split(
         fractions={name: float(fractions[name]) for name in SPLITS},
         sealed=("test", *sorted(held_out or {})),
     )
+
+
+def _refuse_empty(
+    splits: Mapping[str, Sequence[str]], fractions: Mapping[str, float], labels_file
+) -> None:
+    """An empty split would only surface later, as a model selected on nothing
+    or a test score of nothing; with few clips, per-class rounding gets there
+    even at non-zero fractions (6 + 6 clips at 0.8/0.1/0.1 give test 0)."""
+    empty = [name for name in SPLITS if not splits[name]]
+    if empty:
+        sizes = ", ".join(f"{name} {len(splits[name])}" for name in SPLITS)
+        asked = ", ".join(f"{name} {fractions[name]:g}" for name in SPLITS)
+        raise SplitError(
+            f"{labels_file}: the split of {sum(len(ids) for ids in splits.values())} clips "
+            f"leaves {' and '.join(empty)} empty (sizes: {sizes}; fractions: {asked}); "
+            "every split needs at least one clip: add clips or raise those fractions"
+        )
 
 
 def write_manifest(path: str | Path, manifest: Manifest) -> None:

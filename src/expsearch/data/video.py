@@ -14,9 +14,13 @@ while every cap up to AVX2, and no assembly at all, were repeatable.
 
 `read_frames_at` decodes the file once, front to back, and returns for every
 requested time the frame on screen at that time: the last frame whose
-presentation time is <= t. A file that cannot be opened, fails to decode, or
-ends before the duration its header declares raises `DecodeError` naming the
-file instead of returning frames that are silently wrong.
+presentation time is <= t, turned upright by the video's display rotation
+(90, 180 or 270 degrees; phones record portrait video that way). A file that
+cannot be opened, fails to decode, or ends before the duration its header
+declares raises `DecodeError` naming the file and why, in words a person can
+act on: file not found, empty file (0 bytes), not a video, truncated or
+damaged header, truncated (decoded k of n frames, when the file is shorter
+than its own index says), corrupt.
 """
 
 from __future__ import annotations
@@ -128,14 +132,66 @@ def x264_cpu_cap() -> str:
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise DecodeError(f"{path}: cannot open: file not found")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"{path}: cannot open: empty file (0 bytes)")
     try:
         container = av.open(str(path), "r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"{path}: cannot open: {exc}") from None
+        raise DecodeError(f"{path}: cannot open: {_unreadable(path, exc)}") from None
     if not container.streams.video:
+        media = sorted({stream.type for stream in container.streams} & {"audio", "subtitle"})
         container.close()
-        raise DecodeError(f"{path}: cannot open: no video stream")
+        # Without any media stream, FFmpeg read too little of the header to know.
+        why = f"not a video: no video stream, only {' and '.join(media)}" if media else None
+        raise DecodeError(f"{path}: cannot open: {why or _unreadable(path, 'no stream found')}")
     return container
+
+
+def _unreadable(path: Path, why: Exception | str) -> str:
+    """Why FFmpeg cannot open a file: a video container whose header is cut
+    off or damaged (a partly copied phone video) tells from its first bytes,
+    anything else is not a video at all."""
+    detail = getattr(why, "strerror", None) or str(why)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError as exc:  # e.g. no permission: nothing can be said about the content
+        return f"cannot read the file ({exc.strerror or exc})"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
+        kind = "MP4/QuickTime"
+    elif head[:4] == b"\x1a\x45\xdf\xa3":
+        kind = "Matroska/WebM"
+    elif head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        kind = "AVI"
+    else:
+        return f"not a video: FFmpeg recognises no video format in it ({detail})"
+    return f"truncated or damaged {kind} file: its header cannot be read ({detail})"
+
+
+def _quarter_turns(path: Path, frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show a frame upright: phones store
+    portrait video as landscape pictures plus a display rotation."""
+    degrees = frame.rotation
+    if degrees % 90:
+        raise DecodeError(f"{path}: unsupported display rotation of {degrees} degrees")
+    return (degrees // 90) % 4
+
+
+def _cut_short(path: Path, stream, what: str, unsure: str) -> DecodeError:
+    """A decode that ended early: `truncated` when the file is shorter than its
+    own index says, else `unsure` (damaged data, or a container without an index)."""
+    missing = _missing_bytes(path, stream)
+    return DecodeError(f"{path}: {'truncated' if missing else unsure}: {what}{missing}")
+
+
+def _missing_bytes(path: Path, stream) -> str:
+    """' (the file has X of the Y bytes its index lists)' when the container's
+    index points past the end of the file, the sure sign of a cut-off copy."""
+    expected = max((entry.pos + entry.size for entry in stream.index_entries), default=0)
+    size = path.stat().st_size
+    return (
+        f" (the file has {size} of the {expected} bytes its index lists)" if expected > size else ""
+    )
 
 
 def _declared(stream: av.video.stream.VideoStream, container) -> tuple[float, float, int]:
@@ -154,7 +210,8 @@ def _declared(stream: av.video.stream.VideoStream, container) -> tuple[float, fl
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Duration, frame rate, frame count and size from the file's headers."""
+    """Duration, frame rate, frame count and size from the file's headers (the
+    stored size: a display rotation, applied by `read_frames_at`, may swap it)."""
     path = Path(path)
     container = _open(path)
     try:
@@ -172,7 +229,8 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
-    """uint8 (len(times_s), H, W, 3) RGB: for each time t (non-decreasing), the
+    """uint8 (len(times_s), H, W, 3) RGB, upright (H and W as displayed, after
+    the display rotation): for each time t (non-decreasing), the
     last frame shown at or before t; the first frame for t before it; the last
     frame for t after it, but only when the whole file decoded (DecodeError
     otherwise). Decoding stops as soon as every requested time is served."""
@@ -188,7 +246,9 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
         stream.thread_type = "AUTO"  # frame threads: decoding dominates long real clips
         fps, declared_s, declared_frames = _declared(stream, container)
         width, height = stream.codec_context.width, stream.codec_context.height
+        of = f" of {declared_frames}" if declared_frames else ""
         out: np.ndarray | None = None
+        turns = 0
         served = 0
         previous = None  # (av.VideoFrame, its RGB array or None until needed)
         previous_time = -np.inf
@@ -196,7 +256,8 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
 
         def rgb(entry):
             if entry[1] is None:
-                entry[1] = entry[0].to_ndarray(format="rgb24", width=width, height=height)
+                array = entry[0].to_ndarray(format="rgb24", width=width, height=height)
+                entry[1] = np.rot90(array, turns)
             return entry[1]
 
         try:
@@ -208,7 +269,9 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
                     frame_time = (n_decoded - 1) / fps if fps else previous_time + 1e-3
                 current = [frame, None]
                 if out is None:
-                    out = np.empty((len(times), height, width, 3), dtype=np.uint8)
+                    turns = _quarter_turns(path, frame)
+                    shape = (height, width) if turns % 2 == 0 else (width, height)
+                    out = np.empty((len(times), *shape, 3), dtype=np.uint8)
                 while served < len(times) and times[served] + _TIME_TOLERANCE_S < frame_time:
                     # Times before the very first frame get the first frame.
                     out[served] = rgb(previous if previous is not None else current)
@@ -217,24 +280,27 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
                 if served == len(times):
                     return out
         except av.error.FFmpegError as exc:
-            raise DecodeError(
-                f"{path}: decoding error after {n_decoded} frame(s) "
-                f"(at {max(previous_time, 0.0):.3f} s): {exc}"
+            raise _cut_short(
+                path,
+                stream,
+                f"decoding failed after {n_decoded}{of} frames "
+                f"(at {max(previous_time, 0.0):.3f} s: {exc.strerror or exc})",
+                unsure="corrupt",
             ) from None
         if previous is None:
-            raise DecodeError(f"{path}: decoding error: no frame could be decoded")
+            raise _cut_short(path, stream, "no frame could be decoded", unsure="corrupt")
         # The rest of the times lie after the last frame: valid only if nothing is missing.
         frame_s = 1.0 / fps if fps else 0.0
         decoded_s = previous_time + frame_s
-        if declared_s and decoded_s < declared_s - max(1.5 * frame_s, 0.05):
-            raise DecodeError(
-                f"{path}: truncated or corrupt: decoded only up to {decoded_s:.3f} s "
-                f"of a declared {declared_s:.3f} s ({n_decoded} of {declared_frames} frames)"
-            )
-        if declared_frames and n_decoded < declared_frames:
-            raise DecodeError(
-                f"{path}: truncated or corrupt: decoded {n_decoded} of {declared_frames} frames "
-                f"(up to {decoded_s:.3f} s of a declared {declared_s:.3f} s)"
+        if (declared_s and decoded_s < declared_s - max(1.5 * frame_s, 0.05)) or (
+            declared_frames and n_decoded < declared_frames
+        ):
+            raise _cut_short(
+                path,
+                stream,
+                f"decoded {n_decoded}{of} frames "
+                f"(up to {decoded_s:.3f} s of a declared {declared_s:.3f} s)",
+                unsure="truncated or corrupt",
             )
         assert out is not None
         out[served:] = rgb(previous)

@@ -7,9 +7,13 @@ Each clip's window (`data.sources.window_end`, `step_times`) is decoded,
 encoded by the frozen backbone in batches (on the GPU when there is one) and
 written to the store. Interrupted runs resume: every finished batch is kept
 as a chunk file in `OUT/.partial/`, and a rerun encodes only the clips not
-yet done. A clip whose video is missing or cannot be decoded is skipped with
-its id and reason (in the index and in `OUT/skipped.csv`), never silently
-dropped, and never fatal for the rest.
+yet done (skipped clips are tried again: their cause may have been fixed).
+A clip whose video is missing or cannot be decoded, or whose label times
+lie past the end of its video, is skipped with its id and reason (in the
+index and in `OUT/skipped.csv`), never silently dropped. One bad clip is not
+fatal for the rest, but many are: when more than `max_skipped_fraction` of
+the clips (or all of them) are skipped, the run writes `skipped.csv`, keeps
+its chunks and raises ExtractionError instead of writing a store.
 """
 
 from __future__ import annotations
@@ -28,13 +32,22 @@ from tqdm import tqdm
 
 from ..atomic import atomic_open, atomic_write_text
 from ..clock import utc_now
-from ..data.sources import step_times, valid_steps, window_end
+from ..data.sources import past_the_end, step_times, valid_steps, window_end
 from ..data.video import DecodeError, probe_video, read_frames_at
 from ..version import code_version
 from .backbones import build_backbone
 from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
+_SHOWN = 3  # skip reasons quoted in an ExtractionError
+
+
+class ExtractionError(ValueError):
+    """An extraction that skipped too many clips to be worth a store."""
+
+
+class SkipClip(Exception):
+    """A clip that cannot be extracted; the message is the reason."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -47,13 +60,18 @@ def load_window(
     row: Any, window_s: float, fps: float, frames_per_step: int
 ) -> tuple[np.ndarray, int]:
     """Decoded frames of one clip's window and its number of valid steps.
-    Raises DecodeError (missing file, undecodable video)."""
+    Raises DecodeError (missing file, undecodable video) or SkipClip (label
+    times that do not fit the video)."""
     if not row.path:
         raise DecodeError(f"{row.id}: video file not found")
     info = probe_video(row.path)
-    times = step_times(
-        window_end(row.time_of_alert, info.duration_s), window_s, fps, frames_per_step
-    )
+    problem = past_the_end(row.time_of_event, row.time_of_alert, info.duration_s)
+    if problem:
+        raise SkipClip(f"{row.path}: {problem}")
+    end = window_end(row.time_of_alert, info.duration_s)
+    times = step_times(end, window_s, fps, frames_per_step)
+    if valid_steps(times, frames_per_step) == 0:  # a table not checked by read_labels
+        raise SkipClip(f"{row.path}: the window ends at {end:g} s, before the video starts")
     frames = read_frames_at(row.path, np.clip(times, 0.0, None))
     return frames, valid_steps(times, frames_per_step)
 
@@ -68,7 +86,7 @@ def _decoded(
     def work(row):
         try:
             return row, *load_window(row, window_s, fps, k), None
-        except DecodeError as exc:
+        except (DecodeError, SkipClip) as exc:
             return row, None, 0, str(exc)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -93,29 +111,26 @@ def _encode(backbone, frames: list[np.ndarray], valid: list[int]) -> np.ndarray:
     return out
 
 
-def _load_chunks(partial: Path) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, str]]:
+def _load_chunks(partial: Path) -> dict[str, tuple[np.ndarray, int]]:
+    """The clips finished by earlier runs (chunks of older versions also list
+    skipped clips: those are tried again)."""
     done: dict[str, tuple[np.ndarray, int]] = {}
-    skipped: dict[str, str] = {}
     for chunk in sorted(partial.glob("chunk-*.npz")):
         with np.load(chunk, allow_pickle=False) as data:
             for clip, feats, n_valid in zip(
                 data["ids"], data["features"], data["valid"], strict=True
             ):
                 done[str(clip)] = (feats, int(n_valid))
-            for clip, reason in zip(data["skipped_ids"], data["skipped_reasons"], strict=True):
-                skipped[str(clip)] = str(reason)
-    return done, skipped
+    return done
 
 
-def _save_chunk(partial: Path, number: int, ids, features, valid, skipped: dict[str, str]) -> None:
+def _save_chunk(partial: Path, number: int, ids, features, valid) -> None:
     with atomic_open(partial / f"chunk-{number:06d}.npz", "wb") as handle:
         np.savez(
             handle,
             ids=np.array(ids, dtype=str),
             features=features,
             valid=np.array(valid, dtype=np.int64),
-            skipped_ids=np.array(list(skipped), dtype=str),
-            skipped_reasons=np.array(list(skipped.values()), dtype=str),
         )
 
 
@@ -132,18 +147,21 @@ def extract_store(
     seed: int = 0,
     labels_sha256: str = "",
     decode_workers: int = 2,
+    max_skipped_fraction: float = 0.2,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Extract (or finish extracting) the store of one backbone; returns its index."""
+    """Extract (or finish extracting) the store of one backbone; returns its index.
+    Raises ExtractionError, after writing skipped.csv, when more than
+    `max_skipped_fraction` of the clips, or all of them, are skipped."""
     out_dir = Path(out_dir)
     partial = out_dir / PARTIAL
-    partial.mkdir(parents=True, exist_ok=True)
+    # The model first: a wrong name or weights must not leave folders behind.
     model = build_backbone(backbone, weights, device=resolve_device(device), seed=seed)
+    partial.mkdir(parents=True, exist_ok=True)
     steps = round(window_s * fps)
-    done, skipped = _load_chunks(partial)
-    rows = [
-        row for row in clips.itertuples(index=False) if row.id not in done and row.id not in skipped
-    ]
+    done = _load_chunks(partial)
+    skipped: dict[str, str] = {}
+    rows = [row for row in clips.itertuples(index=False) if row.id not in done]
     bar = tqdm(
         total=len(clips),
         initial=len(clips) - len(rows),
@@ -151,7 +169,7 @@ def extract_store(
         unit="clip",
         disable=not progress,
     )
-    batch = _Batch(partial, model, steps, done, skipped, bar)
+    batch = _Batch(partial, model, done, skipped, bar)
     k = model.frames_per_step
     decoded = _decoded(rows, window_s, fps, k, decode_workers, ahead=batch_size + decode_workers)
     for row, frames, n_valid, error in decoded:
@@ -162,6 +180,11 @@ def extract_store(
     bar.close()
 
     ids, features, skipped_rows = _in_table_order(clips, done, skipped, steps, model.width)
+    atomic_write_text(
+        out_dir / SKIPPED,
+        pd.DataFrame(skipped_rows, columns=["id", "reason"]).to_csv(index=False),
+    )
+    _check_skipped(backbone, len(clips), skipped_rows, max_skipped_fraction, out_dir / SKIPPED)
     index = _store_index(
         backbone,
         weights,
@@ -175,19 +198,41 @@ def extract_store(
         valid_lengths=[done[clip][1] for clip in ids],
         skipped=skipped_rows,
     )
-    _write_outputs(out_dir, features, index, skipped_rows)
+    write_store(out_dir, features, index)
+    # The chunks go last: a run killed before the store is complete resumes from them.
+    shutil.rmtree(partial)
     note = f", {len(skipped_rows)} skipped (see {out_dir / SKIPPED})" if skipped_rows else ""
     print(f"features {backbone}: {len(ids)} of {len(clips)} clips extracted{note}", flush=True)
     return index
 
 
-class _Batch:
-    """The clips decoded since the last chunk. `flush` encodes them and saves
-    them, with the clips skipped meanwhile, as the next chunk file, and adds
-    both to `done` and `skipped`: a killed run keeps every flushed batch."""
+def _check_skipped(
+    backbone: str, n_clips: int, skipped_rows: list[dict[str, str]], limit: float, report: Path
+) -> None:
+    """Many skipped clips usually share one cause (wrong paths, another data
+    set's labels): a store of the rest would hide it until training."""
+    n = len(skipped_rows)
+    if n == 0 or (n < n_clips and n <= limit * n_clips):
+        return
+    reasons = "; ".join(f"{row['id']}: {row['reason']}" for row in skipped_rows[:_SHOWN])
+    raise ExtractionError(
+        f"features {backbone}: {n} of {n_clips} clips skipped ({n / n_clips:.0%}), "
+        + (
+            "nothing to store"
+            if n == n_clips
+            else f"more than the limit of {limit:g} (features.max_skipped_fraction)"
+        )
+        + f"; no store written. Every skipped clip and why: {report}. First reasons: {reasons}"
+    )
 
-    def __init__(self, partial: Path, model, steps: int, done: dict, skipped: dict, bar) -> None:
-        self.partial, self.model, self.steps, self.bar = partial, model, steps, bar
+
+class _Batch:
+    """The clips decoded since the last chunk. `flush` encodes them, saves them
+    as the next chunk file and adds them to `done`: a killed run keeps every
+    flushed batch. Skipped clips go straight to `skipped`."""
+
+    def __init__(self, partial: Path, model, done: dict, skipped: dict, bar) -> None:
+        self.partial, self.model, self.bar = partial, model, bar
         self.done, self.skipped = done, skipped
         self.number = len(list(partial.glob("chunk-*.npz")))  # of the next chunk file
         self._start()
@@ -196,28 +241,24 @@ class _Batch:
         self.ids: list[str] = []
         self.frames: list[np.ndarray] = []
         self.valid: list[int] = []
-        self.skipped_now: dict[str, str] = {}
 
     def add(self, clip: str, frames, n_valid: int, error: str | None) -> None:
         if error is not None:
-            self.skipped_now[clip] = error
+            self.skipped[clip] = error
+            self.bar.update(1)
         else:
             self.ids.append(clip)
             self.frames.append(frames)
             self.valid.append(n_valid)
 
     def flush(self) -> None:
-        if not self.ids and not self.skipped_now:
+        if not self.ids:
             return
-        if self.ids:
-            feats = _encode(self.model, self.frames, self.valid)
-        else:  # only skipped clips: the chunk still records them
-            feats = np.zeros((0, self.steps, self.model.width), np.float32)
-        _save_chunk(self.partial, self.number, self.ids, feats, self.valid, self.skipped_now)
+        feats = _encode(self.model, self.frames, self.valid)
+        _save_chunk(self.partial, self.number, self.ids, feats, self.valid)
         for clip, f, n_valid in zip(self.ids, feats, self.valid, strict=True):
             self.done[clip] = (f, n_valid)
-        self.skipped.update(self.skipped_now)
-        self.bar.update(len(self.ids) + len(self.skipped_now))
+        self.bar.update(len(self.ids))
         self.number += 1
         self._start()
 
@@ -272,14 +313,3 @@ def _store_index(
         "valid_lengths": valid_lengths,
         "skipped": skipped,
     }
-
-
-def _write_outputs(out_dir: Path, features, index: dict[str, Any], skipped_rows) -> None:
-    """The store, then the skipped-clips report; the partial chunks go last, so
-    a run killed before the store is complete still resumes from them."""
-    write_store(out_dir, features, index)
-    atomic_write_text(
-        out_dir / SKIPPED,
-        pd.DataFrame(skipped_rows, columns=["id", "reason"]).to_csv(index=False),
-    )
-    shutil.rmtree(out_dir / PARTIAL)

@@ -34,7 +34,7 @@ from ..hashing import sha256_file
 
 FORMAT = 1
 FEATURES, INDEX = "features.npy", "index.json"
-SKIPPED = "skipped.csv"  # an extracted store's clips that could not be decoded, with reasons
+SKIPPED = "skipped.csv"  # the clips an extraction skipped (bad video, times past its end), why
 
 
 class StoreError(ValueError):
