@@ -9,6 +9,7 @@ from expsearch.agents.history import History
 from expsearch.yamlio import dump_yaml
 
 from .agent_histories import make_history
+from .hostile_answers import billion_laughs
 
 
 def idea(config, **meta):
@@ -99,3 +100,50 @@ def test_parent_fills_the_keys_an_idea_leaves_out(space):
     assert "focal_gamma" not in config  # inherited conditional keys follow the new loss
     missing = parse_idea({"parent": "nope", "loss": "bce"}, space, history, 8)
     assert "no experiment 'nope'" in missing.rejection
+
+
+@pytest.mark.parametrize("as_sweep", [False, True], ids=["nested-aliases", "alias-as-sweep"])
+def test_aliases_are_refused_before_anything_expands(as_sweep):
+    import time
+    import tracemalloc
+
+    text = billion_laughs(as_sweep)
+    assert len(text) < 1000
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ExtractionError) as refused:
+            ideas_from_answer(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start <= 2.0 and peak <= 200 * 2**20
+    message = str(refused.value)
+    assert message.startswith("answer refused:") and "aliases (*name) are not accepted" in message
+    assert len(message) < 300
+
+
+def test_oversized_answers_are_refused_with_a_short_reason(focal_config):
+    from expsearch.agents.untrusted import MAX_ANSWER_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+
+    padding = "# " + "x" * MAX_ANSWER_BYTES + "\n"
+    with pytest.raises(ExtractionError, match=r"answer refused: \d+ bytes, over the limit"):
+        ideas_from_answer(dump_yaml([idea(focal_config)]) + padding)
+    many = "- [" + ", ".join(["1"] * (MAX_YAML_NODES + 1)) + "]\n"
+    with pytest.raises(ExtractionError, match=f"refused: .*more than {MAX_YAML_NODES} values"):
+        ideas_from_answer(many)
+    deep = "- " + "[" * 5000 + "]" * 5000 + "\n"  # past Python's recursion limit if unbounded
+    with pytest.raises(ExtractionError, match=f"nested deeper than {MAX_YAML_DEPTH} levels"):
+        ideas_from_answer(deep)
+    assert ideas_from_answer(dump_yaml([idea(focal_config)]))  # an honest answer still reads
+
+
+def test_long_names_and_rationales_are_clipped_and_marked(space, focal_config):
+    from expsearch.agents.untrusted import NAME_CHARS, RATIONALE_CHARS
+
+    raw = idea(focal_config, idea_name="n" * 10_000, rationale="r" * 50_000)
+    parsed = parse_idea(raw, space, History(), 8)
+    assert parsed.rejection is None
+    assert parsed.idea_name.startswith("n" * NAME_CHARS)
+    assert parsed.idea_name.endswith("[cut: 9880 more characters]")
+    assert len(parsed.rationale) < RATIONALE_CHARS + 40 and "[cut:" in parsed.rationale

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -115,7 +117,7 @@ def test_jaccard_threshold_and_the_papers_categorical_only_rule(space, focal_con
     assert loose.check(other_cell).of == "a"
 
 
-def test_budget_keeps_high_priority_first_taking_agents_in_turn(space):
+def test_budget_gives_each_agent_an_equal_share_taken_in_turns(space):
     configs = space.sample(12, seed=9)
     agents = [
         Scripted(space, "low", configs[:4], priority="low"),
@@ -123,9 +125,100 @@ def test_budget_keeps_high_priority_first_taking_agents_in_turn(space):
         Scripted(space, "b", configs[8:12], priority="high"),
     ]
     plan = plan_round(agents, History(), space, round_index=0, seed=0, settings=settings(budget=5))
-    assert [row["agent"] for row in plan.queue] == ["a", "b", "a", "b", "a"]
+    # Priorities rank an agent's own ideas, not agents: "low" keeps its share.
+    assert [row["agent"] for row in plan.queue] == ["low", "a", "b", "low", "a"]
     over = [row for row in plan.rows if row["fate"] == "over_budget"]
     assert len(over) == 7 and all("round budget of 5" in row["reason"] for row in over)
+    # The remainder (5 = 3 x 1 + 2) goes to the next agents in turn in the next round.
+    later = plan_round(agents, History(), space, round_index=1, seed=0, settings=settings(budget=5))
+    assert [row["agent"] for row in later.queue] == ["a", "b", "low", "a", "b"]
+
+
+def test_a_small_budget_is_shared_fairly_despite_many_sweep_variants(space, focal_config):
+    sweep = SweepSettings(auto_priorities=("high",))
+    base = space.validate(focal_config)  # a focal base: 4 auto-sweep variants
+    sweepy = Scripted(space, "sweepy", [base], priority="high")
+    others = [space.validate(focal_config | {"encoder": "retnet", "seq_len": s}) for s in (10, 30)]
+    plain = Scripted(space, "plain", others, priority="medium")
+    for round_index, shares in ((0, {"sweepy": 2, "plain": 1}), (1, {"sweepy": 1, "plain": 2})):
+        plan = plan_round([sweepy, plain], History(), space, round_index=round_index, seed=0,
+                          settings=settings(budget=3, sweep=sweep))  # fmt: skip
+        assert len([row for row in plan.rows if row["source"] == "sweep"]) == 4
+        kept = Counter(row["agent"] for row in plan.queue)
+        assert kept == shares  # 3 = 1 each + a remainder that alternates between rounds
+        assert plan.queue[0]["agent"] == ["sweepy", "plain"][round_index]
+        mine = [row for row in plan.queue if row["agent"] == "sweepy"]
+        assert mine[0]["source"] == "rules"  # its base before its variants
+    # A share left unused goes to the others: alone, sweepy keeps its variants too.
+    plan = plan_round([sweepy, Scripted(space, "idle", [])], History(), space, round_index=0,
+                      seed=0, settings=settings(budget=3, sweep=sweep))  # fmt: skip
+    assert [row["source"] for row in plan.queue] == ["rules", "sweep", "sweep"]
+
+
+class Raising(Policy):
+    policy = source = "rules"
+
+    def _propose(self, history, n, rng):
+        return [1 / 0]
+
+
+def test_any_exception_of_an_agent_fails_that_agent_not_the_round(space, caplog):
+    agents = [Raising(space, "broken"), Scripted(space, "a", space.sample(2, seed=3))]
+    plan = plan_round(agents, History(), space, round_index=0, seed=0, settings=settings())
+    log = {entry["agent"]: entry for entry in plan.agent_log}
+    assert log["broken"]["error"] == "ZeroDivisionError: division by zero"
+    assert log["a"]["error"] is None and [row["agent"] for row in plan.queue] == ["a", "a"]
+    assert "agent broken failed the round" in caplog.text and "Traceback" in caplog.text
+
+
+def test_unused_budget_is_filled_by_the_fallback_and_warned(space, params, caplog):
+    from expsearch.agents.registry import build_fallback
+    from expsearch.settings import agent_settings
+
+    fallback = build_fallback(agent_settings(params["agents"]), space)
+    assert (fallback.name, fallback.policy) == ("fallback_rules", "rules")
+    history = make_history(space, n=12)
+    taken = history.finished()[0].config
+    invalid = Rejection("a", {"learning_rate": 5.0}, "learning_rate: 5 is outside the space")
+    agents = [Scripted(space, "a", [taken, *space.sample(1, seed=8)], rejections=[invalid]),
+              Scripted(space, "b", [], fail="provider: server: HTTP 500")]  # fmt: skip
+    plan = plan_round(agents, history, space, round_index=2, seed=0, settings=settings(budget=4),
+                      fallback=fallback)  # fmt: skip
+    assert [row["agent"] for row in plan.queue] == ["a"] + ["fallback_rules"] * 3
+    filled = plan.queue[1:]
+    assert all(row["source"] == "rules" and row["policy"] == "rules" for row in filled)
+    assert [row["queue_position"] for row in plan.queue] == [0, 1, 2, 3]
+    assert len({row["fingerprint"] for row in plan.queue}) == 4
+    assert all(row["id"].startswith("r0002-fallback_rules-") for row in filled)
+    warning = (
+        "round 2: the agents kept 1 of the budget of 4 (1 duplicate, 1 invalid; failed: b); "
+        "fallback_rules filled 3 of the 3 unused slots"
+    )
+    assert plan.warnings == [warning] and warning in caplog.text
+    log = {entry["agent"]: entry for entry in plan.agent_log}
+    assert log["fallback_rules"]["note"] == "fallback: filled 3 of 3 unused budget slots"
+    assert log["b"]["error"] == "provider: server: HTTP 500"  # nothing else of the round lost
+    alone = plan_round(agents, history, space, round_index=2, seed=0, settings=settings(budget=4))
+    assert len(alone.queue) == 1 and alone.warnings[0].endswith("no fallback fills the rest")
+    full = plan_round([Scripted(space, "c", space.sample(4, seed=5))], history, space,
+                      round_index=2, seed=0, settings=settings(budget=4), fallback=fallback)  # fmt: skip
+    assert full.warnings == [] and "fallback_rules" not in {e["agent"] for e in full.agent_log}
+
+
+def test_a_heal_left_over_budget_is_tried_again(space, focal_config):
+    rows = [{"id": "f1", "config": focal_config, "status": "failed", "error_class": "oom"}]
+    history = History.from_rows(rows, space)
+    healer = Healer(space, {"oom": ["halve_batch_size"]})
+    agents = [Scripted(space, "a", space.sample(2, seed=6))]
+    first = plan_round(agents, history, space, round_index=0, seed=0,
+                       settings=settings(budget=1), healer=healer)  # fmt: skip
+    heal = next(row for row in first.rows if row["source"] == "heal")
+    assert heal["fate"] == "over_budget" and first.queue[0]["agent"] == "a"
+    later = History.from_rows(rows, space, proposals=first.rows)
+    healer = Healer(space, {"oom": ["halve_batch_size"]})
+    again = plan_round(agents, later, space, round_index=1, seed=0,
+                       settings=settings(budget=1), healer=healer)  # fmt: skip
+    assert [row["source"] for row in again.queue] == ["heal"]  # the healer's turn comes first
 
 
 def test_rejections_become_rows_with_their_reason(space):

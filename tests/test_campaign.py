@@ -15,6 +15,7 @@ from expsearch.campaign.ledger import LedgerError, ledger_history
 from expsearch.campaign.shards import estimate_cost, pack
 from expsearch.campaign.steps import collect_round, propose_round, run_shard
 from expsearch.settings import all_campaigns, campaign_settings
+from expsearch.yamlio import dump_yaml
 
 # The README's experiment fields: every experiment row records these.
 ROW_FIELDS = {
@@ -281,3 +282,140 @@ def test_the_round_cli_runs_the_same_steps_on_the_layout(
     direct = propose_round(settings, 0, [], [], out=tmp_path / "plan.json", environ={})
     via_cli = json.loads(Path(layout.plan("base", 0)).read_text())
     assert [r["fingerprint"] for r in via_cli["rows"]] == [r["fingerprint"] for r in direct["rows"]]
+
+
+# ----------------------------------------------------- rounds of LLM agents that keep nothing
+@pytest.fixture(scope="module")
+def server():
+    from .llm_server import LLMTestServer
+
+    with LLMTestServer() as running:
+        yield running
+
+
+@pytest.fixture
+def llm_params(params, tmp_path, server):
+    """One campaign of a Claude agent (the loopback server) that trains nothing
+    by itself; no feature stores: its shards are never trained."""
+    params["campaign"]["root"] = str(tmp_path / "campaigns")
+    params["agents"]["llm"]["claude"].update(
+        base_url=server.url, max_retries=0, price_input_per_mtok=3.0, price_output_per_mtok=15.0
+    )
+    params["campaign"]["campaigns"]["llm"] = {
+        "agents": ["claude"], "rounds": 1, "shards": 1, "budget_per_round": 2,
+        "ideas_per_agent": 2, "limits": dict(LIMITS),
+    }  # fmt: skip
+    return params
+
+
+def outside_limits(settings) -> str:
+    """An answer whose two ideas are points of the space but not of the campaign's limits."""
+    ideas = [{"idea_name": f"wide {i}", **c.to_dict(), "width": 512}
+             for i, c in enumerate(settings.space.sample(2, seed=1))]  # fmt: skip
+    return dump_yaml(ideas)
+
+
+def untrained_round(settings, layout, round_index):
+    """Propose with the Claude key set, then shard summaries without training
+    (collect records each kept config as failed, without metrics), then collect."""
+    ledger = layout.ledger(settings.name, round_index)
+    plan = propose_round(settings, round_index, ledger["plans"], ledger["experiments"],
+                         out=layout.plan(settings.name, round_index),
+                         environ={"ANTHROPIC_API_KEY": "sk-test"})  # fmt: skip
+    for number in range(settings.shards):
+        summary = {"campaign": settings.name, "round": round_index, "shard": number,
+                   "started": "2025-01-01T00:00:00+00:00", "finished": "2025-01-01T00:01:00+00:00",
+                   "seconds": 60.0, "results": []}  # fmt: skip
+        Path(layout.shard(settings.name, round_index, number)).write_text(json.dumps(summary))
+    return plan, collect(settings, layout, round_index)
+
+
+def test_a_round_whose_ideas_are_all_rejected_is_filled_by_the_fallback(
+    llm_params, server, tmp_path
+):
+    from .llm_server import Reply
+
+    settings = campaign_settings(llm_params, "llm")
+    assert settings.agent_settings.fallback == "rules"  # agents.fallback
+    layout = CampaignLayout(llm_params["campaign"]["root"])
+    server.script("anthropic", [Reply(text=outside_limits(settings), input_tokens=1000,
+                                      output_tokens=100)])  # fmt: skip
+    plan, rows = untrained_round(settings, layout, 0)
+    invalid = [row for row in plan["rows"] if row["fate"] == "invalid"]
+    assert len(invalid) == 2 and all("width: 512" in row["reason"] for row in invalid)
+    kept = [row for row in plan["rows"] if row["fate"] == "kept"]
+    assert [(row["agent"], row["source"]) for row in kept] == [("fallback_rules", "rules")] * 2
+    assert plan["warnings"] == [
+        "round 0: the agents kept 0 of the budget of 2 (2 invalid); "
+        "fallback_rules filled 2 of the 2 unused slots"
+    ]
+    assert [(row["agent"], row["policy"], row["source"]) for row in rows] == [
+        ("fallback_rules", "rules", "rules")
+    ] * 2
+    summary = compile_dataset(
+        {"llm": settings}, **dataset_files(layout, {"llm": settings}, tmp_path)
+    )
+    assert summary["llm"]["experiments"] == 2 and summary["llm"]["by_source"] == {"rules": 2}
+
+
+def test_the_summary_counts_every_billed_call_not_only_the_kept_configs(
+    llm_params, server, tmp_path
+):
+    from .llm_server import Reply
+
+    # Round 1 has three proposers (claude, rules, and the healer of round 0's rows): one each.
+    llm_params["campaign"]["campaigns"]["llm"].update(
+        agents=["claude", "rules"], rounds=2, budget_per_round=3
+    )
+    settings = campaign_settings(llm_params, "llm")
+    layout = CampaignLayout(llm_params["campaign"]["root"])
+    server.script("anthropic", [Reply(text=outside_limits(settings), input_tokens=1000,
+                                      output_tokens=100)])  # fmt: skip
+    _, rows0 = untrained_round(settings, layout, 0)  # claude's ideas all invalid
+    ideas = [{"idea_name": "kept", **c.to_dict()} for c in settings.space.sample(1, seed=7)]
+    server.script("anthropic", [Reply(text=dump_yaml(ideas), input_tokens=2000,
+                                      output_tokens=200)])  # fmt: skip
+    _, rows1 = untrained_round(settings, layout, 1)  # one idea kept
+    assert "claude" not in {row["agent"] for row in rows0}
+    assert "claude" in {row["agent"] for row in rows1}
+    summary = compile_dataset(
+        {"llm": settings}, **dataset_files(layout, {"llm": settings}, tmp_path)
+    )
+    spend = summary["llm"]
+    assert spend["llm_cost_usd"] == pytest.approx((3000 * 3.0 + 300 * 15.0) / 1e6)
+    assert (spend["llm_input_tokens"], spend["llm_output_tokens"]) == (3000, 300)
+    assert spend["llm_calls"] == 2
+    # The kept configs' shares: round 1's call only, as the experiment rows carry it.
+    assert spend["llm_input_tokens_kept"] == pytest.approx(2000)
+    assert spend["llm_cost_usd_kept"] == pytest.approx((2000 * 3.0 + 200 * 15.0) / 1e6)
+    assert spend["llm_cost_usd_kept"] == pytest.approx(sum(r["llm_cost_usd"] for r in rows1))
+
+
+def test_a_campaign_that_trains_nothing_fails_at_the_dataset_with_the_reason(
+    llm_params, server, tmp_path
+):
+    from expsearch.campaign.dataset import NothingTrainedError
+    from expsearch.params import check_params
+
+    from .llm_server import Reply
+
+    llm_params["campaign"]["campaigns"]["llm"].update(rounds=2, fallback=None)
+    check_params(llm_params)  # a campaign may set its own fallback, null included
+    settings = campaign_settings(llm_params, "llm")
+    assert settings.agent_settings.fallback is None
+    layout = CampaignLayout(llm_params["campaign"]["root"])
+    server.script("anthropic", [Reply(text=outside_limits(settings))])
+    plan0, rows0 = untrained_round(settings, layout, 0)
+    server.script("anthropic", [Reply(status=500)])
+    plan1, rows1 = untrained_round(settings, layout, 1)
+    assert rows0 == rows1 == [] and plan0["shards"] == plan1["shards"] == [[]]
+    assert plan1["warnings"] == [
+        "round 1: the agents kept 0 of the budget of 2 (failed: claude); no fallback fills the rest"
+    ]
+    assert "server" in plan1["agent_log"][0]["error"]
+    files = dataset_files(layout, {"llm": settings}, tmp_path)
+    with pytest.raises(NothingTrainedError) as failed:
+        compile_dataset({"llm": settings}, **files)
+    message = str(failed.value)
+    assert message.startswith("campaign 'llm' trained nothing in its 2 round(s)")
+    assert "(candidates: 2 invalid)" in message and "claude: provider: server" in message

@@ -17,7 +17,7 @@
                     [--device D] [--seed S] [--quiet]
                                                      out/metrics.json (+ out/trace.txt on failure)
     expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
-                      [--n N] [--seed S] [--round R] [--out FILE]
+                      [--n N] [--seed S] [--round R] [--out FILE] [--no-heal] [--fallback]
                                                      the round's candidates with fates, as YAML
     expsearch round propose|shard|collect --campaign NAME --round R [--shard S]
                                                      one job of a campaign round, on the files
@@ -248,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_propose(args: argparse.Namespace) -> int:
     from .agents.history import History
     from .agents.plan import plan_round
-    from .agents.registry import build_agents, build_healer
+    from .agents.registry import build_agents, build_fallback, build_healer
     from .settings import agent_settings
 
     params = load_params(args.params)
@@ -269,6 +269,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         seed=args.seed,
         settings=settings,
         healer=None if args.no_heal else build_healer(agents_settings, space),
+        fallback=build_fallback(agents_settings, space) if args.fallback else None,
     )
     text = dump_yaml(plan.rows)
     if args.out:
@@ -289,7 +290,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
         print("expsearch propose: " + "; ".join(said), file=sys.stderr)
     kept = len(plan.queue)
     print(f"expsearch propose: {kept} kept of {len(plan.rows)} candidates", file=sys.stderr)
-    return 1 if all(entry["error"] for entry in plan.agent_log) else 0
+    # The named agents all failing is a failure, even when the fallback filled the round.
+    return 1 if all(report.error for report in plan.reports[: len(agents)]) else 0
 
 
 def _campaign(args: argparse.Namespace):
@@ -500,6 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
     propose.add_argument(
         "--no-heal", action="store_true", help="do not re-queue healed failures (default: heal)"
     )
+    propose.add_argument(
+        "--fallback", action="store_true",
+        help="fill budget the agents leave unused from agents.fallback, as a campaign round does",
+    )  # fmt: skip
     rounds = add("round", cmd_round, "run one job of a campaign round, as the workflow would")
     rounds.add_argument("step", choices=["propose", "shard", "collect"])
     rounds.add_argument("--campaign", required=True, help="a campaign under campaign.campaigns")

@@ -74,6 +74,7 @@ class FeatureSettings:
     batch_size: int
     device: str
     seed: int
+    max_skipped_fraction: float  # of the clips; more skipped fails the extraction
 
 
 def synth_settings(synthetic: Mapping[str, Any]) -> SynthSettings:
@@ -113,6 +114,7 @@ def feature_settings(features: Mapping[str, Any]) -> FeatureSettings:
         batch_size=int(features["batch_size"]),
         device=str(features["device"]),
         seed=int(features["seed"]),
+        max_skipped_fraction=float(features["max_skipped_fraction"]),
     )
 
 
@@ -159,6 +161,7 @@ def agent_settings(agents: Mapping[str, Any]) -> AgentSettings:
             max_attempts=int(healing["max_attempts"]),
             diagnose_with=healing["diagnose_with"],
         ),
+        fallback=agents["fallback"],
     )
 
 
@@ -184,7 +187,10 @@ def campaign_settings(params: Mapping[str, Any], name: str) -> CampaignSettings:
         # Different campaigns draw differently even with one campaign seed.
         seed=int(section["seed"]) + int(sha256_text(name)[:8], 16),
         space=space_settings(params).restrict(raw.get("limits") or {}),
-        agent_settings=dataclasses.replace(agents, plan=plan),
+        # A campaign's own fallback (null included) overrides agents.fallback.
+        agent_settings=dataclasses.replace(
+            agents, plan=plan, fallback=raw.get("fallback", agents.fallback)
+        ),
         training=training_settings(params["training"]),
     )
 

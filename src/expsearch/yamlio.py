@@ -7,6 +7,13 @@ float forms. Usage:
 
     data = load_yaml(text_or_stream)
     data = load_yaml_file(path)          # errors name the file and line
+    data = load_untrusted_yaml(text, name="answer", max_nodes=5000, max_depth=16)
+
+`load_untrusted_yaml` is for text nobody vouches for (an LLM's answer): it
+refuses aliases and bounds the node count and nesting while composing,
+before anything is built, because a few hundred bytes of nested aliases
+(the "billion laughs") stand for billions of values once anything walks
+them, and deep nesting exhausts Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -20,6 +27,10 @@ import yaml
 
 class YamlError(ValueError):
     """A YAML document that cannot be parsed; the message names where."""
+
+
+class UntrustedYamlError(YamlError):
+    """Untrusted YAML that uses aliases or exceeds a size limit: refused, not malformed."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -42,10 +53,65 @@ def load_yaml(source: str | Any, *, name: str = "<yaml>") -> Any:
     try:
         return yaml.load(source, Loader=_Loader)  # safe: _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlError(f"{where}: malformed YAML: {problem}") from exc
+        raise _malformed(exc, name) from exc
+
+
+def _malformed(exc: yaml.YAMLError, name: str) -> YamlError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+    problem = getattr(exc, "problem", None) or str(exc)
+    return YamlError(f"{where}: malformed YAML: {problem}")
+
+
+class _Refused(yaml.MarkedYAMLError):
+    pass
+
+
+class _BoundedLoader(_Loader):
+    """_Loader that counts nodes and nesting as it composes and refuses aliases."""
+
+    def bound(self, max_nodes: int, max_depth: int) -> None:
+        self._max_nodes, self._max_depth = max_nodes, max_depth
+        self._budget, self._depth = max_nodes, 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                problem="aliases (*name) are not accepted", problem_mark=event.start_mark
+            )
+        self._budget -= 1
+        if self._budget < 0:
+            raise _Refused(
+                problem=f"more than {self._max_nodes} values", problem_mark=event.start_mark
+            )
+        if self._depth >= self._max_depth:
+            raise _Refused(
+                problem=f"nested deeper than {self._max_depth} levels",
+                problem_mark=event.start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_untrusted_yaml(text: str, *, name: str, max_nodes: int, max_depth: int) -> Any:
+    """Parse one YAML document of at most `max_nodes` values nested at most
+    `max_depth` deep, without aliases; UntrustedYamlError when refused."""
+    loader = _BoundedLoader(text)
+    loader.bound(max_nodes, max_depth)
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}"
+        raise UntrustedYamlError(f"{where}: refused: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise _malformed(exc, name) from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml_file(path: str | Path) -> Any:

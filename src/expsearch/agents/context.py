@@ -11,6 +11,13 @@ failures, the config schema (from the space), the diversity budget (a
 non-leading backbone and a non-leading encoder), banned configs (recent
 failures) and last round's rejections with reasons. An unknown placeholder
 in a user's template is an error naming it.
+
+The rejections section echoes text an LLM wrote (idea names, values quoted
+in reasons) into the next prompt, so an instruction written as an idea name
+would travel forward: it shows only the agent's own ideas (not other
+agents' rows, not automatic sweep variants it never wrote), at most
+`MAX_REJECTIONS` of them, each name and reason JSON-quoted on one line and
+clipped (untrusted.quoted), so none can start a heading or a code fence.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..yamlio import dump_yaml
 from .edits import replace
 from .extract import META_KEYS
 from .history import Experiment, History
+from .untrusted import ECHO_CHARS, NAME_CHARS, quoted
 
 PLACEHOLDERS = (
     "agent", "round", "n", "n_min", "n_finished", "leaderboard", "leaderboard_size",
@@ -37,6 +45,7 @@ PLACEHOLDERS = (
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 # Dimensions shown in the leaderboard besides the architecture ones, when present.
 KEY_HYPERPARAMETERS = ("loss", "learning_rate", "batch_size", "seq_len", "epochs")
+MAX_REJECTIONS = 12
 
 
 class TemplateError(ValueError):
@@ -100,7 +109,7 @@ def build_prompt(
         "schema": schema_text(space),
         "diversity": diversity_budget(space, leaders),
         "banned": banned_configs(history.failures(settings.banned_recent)),
-        "rejections": rejections(history.last_round_rejections()),
+        "rejections": rejections(history.last_round_rejections(), agent),
         "sweep_limit": sweep_limit,
         "example": example(space, leaders),
     }
@@ -181,13 +190,18 @@ def banned_configs(failed: list[Experiment]) -> str:
     )
 
 
-def rejections(rows: list[Mapping[str, Any]]) -> str:
-    if not rows:
+def rejections(rows: list[Mapping[str, Any]], agent: str) -> str:
+    """`agent`'s own rejected ideas, names and reasons quoted (see the module doc)."""
+    mine = [row for row in rows if row.get("agent") == agent and row.get("source") != "sweep"]
+    if not mine:
         return "(none)"
-    lines = []
-    for row in rows:
-        name = row.get("idea_name") or row.get("id") or "idea"
-        lines.append(f"- {name} ({row.get('agent')}): {row.get('fate')}: {row.get('reason')}")
+    lines = [
+        f"- {quoted(row.get('idea_name') or row.get('id') or 'idea', NAME_CHARS)}: "
+        f"{row.get('fate')}: {quoted(row.get('reason') or '', ECHO_CHARS)}"
+        for row in mine[:MAX_REJECTIONS]
+    ]
+    if len(mine) > MAX_REJECTIONS:
+        lines.append(f"- ... and {len(mine) - MAX_REJECTIONS} more")
     return "\n".join(lines)
 
 

@@ -11,7 +11,10 @@ values plus the meta keys `idea_name`, `priority` (high | medium | low),
 `rationale` and `parent` (an experiment id: dimensions the idea leaves out
 are taken from that experiment's config). An idea that is not a mapping,
 names an unknown parent, or is not a point of the space is rejected with
-its reason; the others go on.
+its reason; the others go on. The answer is untrusted (untrusted.py): an
+answer over the size limit, or whose YAML uses aliases or too many or too
+deeply nested values, is refused whole with a short reason; idea names and
+rationales are clipped.
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..space import Config, ConfigError, Space
-from ..yamlio import YamlError, load_yaml
+from ..yamlio import UntrustedYamlError, YamlError, load_untrusted_yaml
 from .history import History
 from .proposal import PRIORITIES
 from .sweeps import SweepError, expand_axes
+from .untrusted import (
+    MAX_ANSWER_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    NAME_CHARS,
+    RATIONALE_CHARS,
+    clip,
+)
 
 META_KEYS = ("idea_name", "priority", "rationale", "parent")
 _FENCE = re.compile(r"```[ \t]*(?:ya?ml|YAML)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -41,15 +52,23 @@ def ideas_from_answer(text: str | None) -> list[Any]:
     text from its first YAML list item, whichever parses to a list of ideas."""
     if not text or not text.strip():
         raise ExtractionError("the answer is empty")
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_ANSWER_BYTES:
+        raise ExtractionError(f"answer refused: {size} bytes, over the limit of {MAX_ANSWER_BYTES}")
     candidates = [block for block in _FENCE.findall(text)]
     candidates.append(text)
     start = _YAML_START.search(text)
     if start:
         candidates.append(text[start.start() :])
-    problems = []
+    problems, refusals = [], []
     for candidate in candidates:
         try:
-            data = load_yaml(candidate, name="answer")
+            data = load_untrusted_yaml(
+                candidate, name="answer", max_nodes=MAX_YAML_NODES, max_depth=MAX_YAML_DEPTH
+            )
+        except UntrustedYamlError as exc:
+            refusals.append(str(exc))
+            continue
         except YamlError as exc:
             problems.append(str(exc).splitlines()[0])
             continue
@@ -59,7 +78,9 @@ def ideas_from_answer(text: str | None) -> list[Any]:
             data = [data]  # a single idea written as a mapping
         if isinstance(data, list) and data:
             return data
-    detail = f" ({problems[0]})" if problems else ""
+    if refusals:
+        raise ExtractionError(f"answer refused: {refusals[0]}")
+    detail = f" ({clip(problems[0], 200)})" if problems else ""
     snippet = " ".join(text.split())[:120]
     raise ExtractionError(f"no YAML list of ideas in the answer{detail}: {snippet!r}")
 
@@ -80,13 +101,14 @@ def parse_idea(raw: Any, space: Space, history: History, sweep_limit: int) -> Pa
         return ParsedIdea(raw, rejection=f"an idea must be a mapping, got {type(raw).__name__}")
     idea = ParsedIdea(
         raw,
-        idea_name=_text(raw.get("idea_name")),
-        rationale=_text(raw.get("rationale")) or "",
-        parent_id=_text(raw.get("parent")),
+        idea_name=_text(raw.get("idea_name"), NAME_CHARS),
+        rationale=_text(raw.get("rationale"), RATIONALE_CHARS) or "",
+        parent_id=_text(raw.get("parent"), NAME_CHARS),
     )
     priority = str(raw.get("priority") or "medium").strip().lower()
     if priority not in PRIORITIES:
-        idea.rejection = f"priority: {raw.get('priority')!r} is not one of {list(PRIORITIES)}"
+        shown = clip(repr(raw.get("priority")), NAME_CHARS)
+        idea.rejection = f"priority: {shown} is not one of {list(PRIORITIES)}"
         return idea
     idea.priority = priority
     values = {key: value for key, value in raw.items() if key not in META_KEYS}
@@ -121,8 +143,8 @@ def parse_idea(raw: Any, space: Space, history: History, sweep_limit: int) -> Pa
     return idea
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = clip(str(value).strip(), limit)
     return text or None

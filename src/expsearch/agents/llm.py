@@ -11,8 +11,11 @@ reason and the rest go on; an idea equal to a finished or queued config is
 rejected as a duplicate; configs beyond `n` are rejected as over the number
 asked for. A provider fault (after the provider's retries) or an answer with
 no YAML raises PolicyError, with the call recorded in the report, so the
-round can go on with the other agents. The rng is unused: an LLM is not
-seeded.
+round can go on with the other agents. Every call the provider billed is
+in the report with its tokens and cost, whatever became of its answer
+(empty, unreadable, all rejected). The answer is untrusted: it is bounded
+and what is kept of it clipped (untrusted.py). The rng is unused: an LLM is
+not seeded.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .history import History
 from .policy import Policy, PolicyError
 from .proposal import Proposal, Rejection
 from .providers import LLMReply, ProviderError
+from .untrusted import MAX_ANSWER_BYTES, REASON_CHARS, clip, max_ideas
 
 SYSTEM_PROMPT = (
     "You are an ML research agent. You propose experiment configurations inside a given "
@@ -71,17 +75,29 @@ class LLMPolicy(Policy):
         try:
             reply = self.provider.complete(SYSTEM_PROMPT, prompt)
         except ProviderError as exc:
-            record = {"error": str(exc), "error_kind": exc.kind, "attempts": exc.attempts}
+            message = clip(str(exc), REASON_CHARS)
+            record = {"error": message, "error_kind": exc.kind, "attempts": exc.attempts}
+            if exc.reply is not None:  # billed although it failed (e.g. an empty answer)
+                record = {**_call_record(exc.reply), **record}
+                self.report.answer = clip(exc.reply.text, MAX_ANSWER_BYTES)
             self.report.calls.append(record)
-            self.report.error = f"provider: {exc}"
-            raise PolicyError(f"{self.name}: {exc}") from exc
+            self.report.error = f"provider: {message}"
+            raise PolicyError(f"{self.name}: {message}") from exc
         self.report.calls.append(_call_record(reply))
-        self.report.answer = reply.text
+        self.report.answer = clip(reply.text, MAX_ANSWER_BYTES)
         try:
             ideas = ideas_from_answer(reply.text)
         except ExtractionError as exc:
-            self.report.error = f"answer: {exc}"
-            raise PolicyError(f"{self.name}: {exc}") from exc
+            message = clip(str(exc), REASON_CHARS)
+            self.report.error = f"answer: {message}"
+            raise PolicyError(f"{self.name}: {message}") from exc
+        limit = max_ideas(n)
+        if len(ideas) > limit:
+            reason = f"the answer has {len(ideas)} ideas; only the first {limit} were read"
+            self.report.rejections.append(
+                Rejection(self.name, {"<ideas not read>": len(ideas) - limit}, reason)
+            )
+            ideas = ideas[:limit]
         return self._proposals(ideas, history, n)
 
     def _proposals(self, ideas: list[Any], history: History, n: int) -> list[Proposal]:
@@ -120,7 +136,7 @@ class LLMPolicy(Policy):
             Rejection(
                 agent=self.name,
                 idea=raw,
-                reason=reason,
+                reason=clip(reason, REASON_CHARS),
                 source=self.source,
                 idea_name=name or idea.idea_name,
                 priority=idea.priority,

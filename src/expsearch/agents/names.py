@@ -31,12 +31,19 @@ def unknown_agents(names: Sequence[str], llm: Iterable[str]) -> str | None:
 
 
 def llm_name_problems(llm: Iterable[str], diagnose_with: str | None) -> list[tuple[str, str]]:
-    """LLM agents named like built-ins, and a healing diagnosis by no LLM agent."""
+    """LLM agents named like built-ins or like the fallback (`fallback_<policy>`,
+    whose rows must never pass for an agent's), and a healing diagnosis by no
+    LLM agent."""
     llm = list(llm)
     problems = [
         (f"agents.llm.{name}", "random, tpe and rules are built-in agents, not LLM names")
         for name in llm
         if name in BUILT_IN
+    ]
+    problems += [
+        (f"agents.llm.{name}", "names starting with fallback_ are the fallback's")
+        for name in llm
+        if name.startswith("fallback_")
     ]
     if diagnose_with is not None and diagnose_with not in llm:
         problems.append(

@@ -1,41 +1,54 @@
-"""One round from proposals to a queue: sweep -> dedup -> priority budget.
+"""One round from proposals to a queue: sweep -> dedup -> fair budget -> fallback.
 
-    plan = plan_round(agents, history, space, round_index=3, seed=0, settings=PlanSettings(...))
+    plan = plan_round(agents, history, space, round_index=3, seed=0, settings=PlanSettings(...),
+                      healer=healer, fallback=fallback)          # both optional
     plan.rows      # the proposals table of the round: every candidate with its fate
     plan.queue     # the kept rows, in queue order (the configs to train)
     plan.agent_log # per agent: error, note, tokens, cost, prompt and answer
+    plan.warnings  # e.g. a round that kept less than its budget
 
 Each agent proposes `ideas_per_agent` configs with its own rng, seeded by
 (seed, round, agent index), so a failing agent does not change what the
 others propose and a rerun of the round proposes the same. An agent that
-fails is recorded and the round goes on without it. Proposals whose
+fails, with whatever exception (a provider fault, an unreadable answer, a
+bug while parsing it), is recorded in the agent log and the round goes on
+without it: one agent's answer never costs the round. Proposals whose
 priority is in `sweep.auto_priorities` get auto-sweep variants (source
 `sweep`, parent = the base, one priority lower). Candidates are then
 deduplicated in order against finished, queued and running experiments and
-against those kept earlier in the round; the survivors are kept by priority
-(high, medium, low), taking agents in turn within a priority, up to the
-round budget. With a `healer`, every failed experiment that no heal has
-answered yet gets a row too: its healed config (source heal, parent the
-failure, high priority) or an `unhealable` row with the reason.
+against those kept earlier in the round. The budget is shared between the
+agents (and the healer) in equal shares, each filled in its own order, its
+base ideas before its sweep variants (budget.py says how, and who gets a
+remainder). Budget the agents leave unused is filled from the fallback
+policy, when there is one (fallback.py). With a `healer`, every failed
+experiment that no heal has answered yet gets a row too: its healed config
+(source heal, parent the failure, high priority) or an `unhealable` row
+with the reason; a heal left over budget is answered in a later round.
 Fates: kept, duplicate, near_duplicate, invalid, over_budget, unhealable.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..space import Space
+from .budget import apply_budget
 from .dedup import Deduplicator
+from .fallback import fill_unused
 from .healing import Healer
 from .history import History
 from .policy import Policy, PolicyError
 from .proposal import PRIORITIES, AgentReport, Proposal, Rejection
+from .rows import candidate_row, rejection_row
 from .sweeps import SweepSettings, auto_sweep
+from .untrusted import REASON_CHARS, clip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class RoundPlan:
     round: int
     rows: list[dict[str, Any]]
     reports: list[AgentReport]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def queue(self) -> list[dict[str, Any]]:
@@ -88,73 +102,79 @@ def plan_round(
     settings: PlanSettings,
     id_prefix: str = "",
     healer: Healer | None = None,
+    fallback: Policy | None = None,
 ) -> RoundPlan:
     rows: list[dict[str, Any]] = []
     reports: list[AgentReport] = []
     for index, agent in enumerate(agents):
         rng = np.random.default_rng([seed, round_index, index])
-        try:
-            proposals = agent.propose(history, settings.ideas_per_agent, rng)
-        except PolicyError as exc:
-            proposals = []
-            agent.report.error = agent.report.error or str(exc)
-        reports.append(agent.report)
         stem = f"{id_prefix}r{round_index:04d}-{agent.name}"
+        rows += _agent_rows(agent, history, settings, rng, stem, round_index)
+        reports.append(agent.report)
+    if healer is not None:
+        rows += _heal_rows(healer, history, round_index, id_prefix)
+    dedup = Deduplicator(space, settings.jaccard_threshold, settings.continuous_tolerance)
+    for exp in history.taken():
+        dedup.add(exp.id, exp.config)
+    _deduplicate(rows, dedup)
+    apply_budget(rows, settings.budget, round_index)
+    warning = fill_unused(
+        fallback, rows, reports, dedup, history, budget=settings.budget,
+        round_index=round_index, seed=seed, id_prefix=id_prefix, on_error=_failed,
+    )  # fmt: skip
+    if warning:
+        log.warning(warning)
+    for row in rows:
+        row.pop("_config", None)
+    return RoundPlan(round_index, rows, reports, [warning] if warning else [])
+
+
+def _agent_rows(
+    agent: Policy,
+    history: History,
+    settings: PlanSettings,
+    rng: np.random.Generator,
+    stem: str,
+    round_index: int,
+) -> list[dict[str, Any]]:
+    """The agent's candidates: its proposals, their sweep variants and its
+    rejections; whatever it raises fails the agent, not the round."""
+    try:
+        proposals = agent.propose(history, settings.ideas_per_agent, rng)
+    except Exception as exc:
+        _failed(agent, exc)
+        proposals = []
+    try:
+        rows = []
         for number, proposal in enumerate(proposals):
-            base = _row(f"{stem}-{number:02d}", round_index, agent, proposal)
+            base = candidate_row(f"{stem}-{number:02d}", round_index, agent, proposal)
             rows.append(base)
             if proposal.priority in settings.sweep.auto_priorities:
                 rows += _sweep_rows(base, proposal, agent, settings.sweep)
         for number, rejection in enumerate(agent.report.rejections):
-            rows.append(_rejection_row(f"{stem}-x{number:02d}", round_index, agent, rejection))
-    if healer is not None:
-        rows += _heal_rows(healer, history, round_index, id_prefix)
-    _deduplicate(rows, history, space, settings)
-    _apply_budget(rows, settings.budget)
-    return RoundPlan(round_index, rows, reports)
+            rows.append(rejection_row(f"{stem}-x{number:02d}", round_index, agent, rejection))
+        return rows
+    except Exception as exc:
+        _failed(agent, exc)
+        return []
 
 
-def _candidate(row_id: str, round_index: int, agent: Any, **fields: Any) -> dict[str, Any]:
-    """A row of the proposals table; `agent` is anything with `name` and
-    `policy`; `fields` fill in what the candidate is (the rest stay empty)."""
-    return {
-        "id": row_id,
-        "round": round_index,
-        "agent": agent.name,
-        "policy": agent.policy,
-        "source": None,
-        "priority": None,
-        "parent_id": None,
-        "idea_name": None,
-        "rationale": "",
-        "config": {},
-        "fingerprint": None,
-        "settings_overrides": {},
-        "fate": None,
-        "reason": None,
-        "duplicate_of": None,
-        "queue_position": None,
-        "_config": None,
-        **fields,
-    }
+def _failed(agent: Policy, exc: Exception) -> None:
+    """Record why `agent` failed the round; an unexpected exception (a bug, not
+    a PolicyError) also goes to the log with its traceback."""
+    if isinstance(exc, PolicyError):
+        message = _text(exc)
+    else:
+        message = f"{type(exc).__name__}: {_text(exc)}"
+        log.error("agent %s failed the round: %s", agent.name, message, exc_info=exc)
+    agent.report.error = agent.report.error or clip(message, REASON_CHARS)
 
 
-def _row(row_id: str, round_index: int, agent: Any, proposal: Proposal) -> dict[str, Any]:
-    """A candidate with a config, still to be fated by dedup and the budget."""
-    return _candidate(
-        row_id,
-        round_index,
-        agent,
-        source=proposal.source,
-        priority=proposal.priority,
-        parent_id=proposal.parent_id,
-        idea_name=proposal.idea_name,
-        rationale=proposal.rationale,
-        config=proposal.config.to_dict(),
-        fingerprint=proposal.config.fingerprint,
-        settings_overrides=dict(proposal.settings_overrides),
-        _config=proposal.config,
-    )
+def _text(exc: Exception) -> str:
+    try:
+        return clip(str(exc), REASON_CHARS)
+    except Exception:  # a broken __str__ must not fail the round either
+        return "(no message)"
 
 
 def _sweep_rows(base: dict, proposal: Proposal, agent: Policy, sweep: SweepSettings) -> list[dict]:
@@ -170,7 +190,7 @@ def _sweep_rows(base: dict, proposal: Proposal, agent: Policy, sweep: SweepSetti
             parent_id=base["id"],
             idea_name=f"{proposal.idea_name} [{label}]" if proposal.idea_name else label,
         )
-        out.append(_row(f"{base['id']}-s{number:02d}", base["round"], agent, variant))
+        out.append(candidate_row(f"{base['id']}-s{number:02d}", base["round"], agent, variant))
     return out
 
 
@@ -181,8 +201,13 @@ class _HealerAgent:
 def _heal_rows(healer: Healer, history: History, round_index: int, id_prefix: str) -> list[dict]:
     """One row per failed experiment that no heal has answered yet: the healed
     config (source heal, high priority), or an `unhealable` row with the reason,
-    so a failure is considered once, not again every round."""
-    answered = {row.get("parent_id") for row in history.proposals if row.get("source") == "heal"}
+    so a failure is considered once, not again every round. A heal the budget
+    left out did not answer its failure: it is tried again next round."""
+    answered = {
+        row.get("parent_id")
+        for row in history.proposals
+        if row.get("source") == "heal" and row.get("fate") != "over_budget"
+    }
     answered |= {exp.parent_id for exp in history.experiments if exp.source == "heal"}
     rows = []
     pending = [exp for exp in history.failed() if exp.id not in answered]
@@ -190,38 +215,17 @@ def _heal_rows(healer: Healer, history: History, round_index: int, id_prefix: st
         row_id = f"{id_prefix}r{round_index:04d}-healer-{number:02d}"
         healed = healer.heal(failed, history)
         if healed is not None:
-            rows.append(_row(row_id, round_index, _HealerAgent, healed))
+            rows.append(candidate_row(row_id, round_index, _HealerAgent, healed))
             continue
         why = Rejection("healer", dict(failed.raw_config), healer.log[-1]["outcome"],
                         source="heal", fate="unhealable", parent_id=failed.id)  # fmt: skip
-        rows.append(_rejection_row(row_id, round_index, _HealerAgent, why))
+        rows.append(rejection_row(row_id, round_index, _HealerAgent, why))
     return rows
 
 
-def _rejection_row(row_id: str, round_index: int, agent: Any, rejection: Rejection) -> dict:
-    """A candidate that never became a config; its fate is already decided."""
-    idea = rejection.idea
-    return _candidate(
-        row_id,
-        round_index,
-        agent,
-        source=rejection.source,
-        priority=rejection.priority,
-        parent_id=rejection.parent_id,
-        idea_name=rejection.idea_name,
-        rationale=rejection.rationale,
-        config=dict(idea) if isinstance(idea, Mapping) else {"<idea>": repr(idea)},
-        fate=rejection.fate,
-        reason=rejection.reason,
-    )
-
-
-def _deduplicate(rows: list[dict], history: History, space: Space, settings: PlanSettings) -> None:
+def _deduplicate(rows: list[dict], dedup: Deduplicator) -> None:
     """Fate every candidate that has a config: duplicate, near_duplicate, or
     pending (None) for the budget; kept candidates join the comparison set."""
-    dedup = Deduplicator(space, settings.jaccard_threshold, settings.continuous_tolerance)
-    for exp in history.taken():
-        dedup.add(exp.id, exp.config)
     for row in rows:
         if row["fate"] is not None:
             continue
@@ -230,25 +234,3 @@ def _deduplicate(rows: list[dict], history: History, space: Space, settings: Pla
             dedup.add(row["id"], row["_config"])
         else:
             row.update(fate=match.fate, reason=match.reason, duplicate_of=match.of)
-
-
-def _apply_budget(rows: list[dict], budget: int) -> None:
-    """Keep pending rows by priority, agents in turn within a priority."""
-    order: list[dict] = []
-    for priority in PRIORITIES:
-        by_agent: dict[str, list[dict]] = {}
-        for row in rows:
-            if row["fate"] is None and row["priority"] == priority:
-                by_agent.setdefault(row["agent"], []).append(row)
-        for turn in itertools.zip_longest(*by_agent.values()):
-            order += [row for row in turn if row is not None]
-    for position, row in enumerate(order):
-        if position < budget:
-            row.update(fate="kept", queue_position=position)
-        else:
-            row.update(
-                fate="over_budget",
-                reason=f"over the round budget of {budget} ({row['priority']} priority)",
-            )
-    for row in rows:
-        row.pop("_config", None)

@@ -13,7 +13,9 @@ in tests, at a loopback server. The SDKs' own retries are off so that one
 policy applies to both: 429, 5xx, timeouts and connection errors are
 retried `max_retries` times with exponential backoff (a numeric
 `retry-after` header wins, capped at 60 s); auth and other 4xx errors, and
-an empty answer, are not. The key is read from the environment variable the
+an empty answer, are not. An empty answer was still billed: its
+ProviderError carries the reply (`.reply`, with tokens and cost) so that
+the call is counted. The key is read from the environment variable the
 settings name and is never part of a message, a repr or a log line.
 `temperature` must stay None for Anthropic: SDK 2.12's Messages API has no
 sampling parameters, and settings that ask for one are rejected up front.
@@ -99,10 +101,11 @@ class LLMReply:
 
 
 class ProviderError(RuntimeError):
-    """A call that failed for good; `kind` says why, `attempts` how many calls were made."""
+    """A call that failed for good; `kind` says why, `attempts` how many calls were made,
+    `reply` the billed answer when there was one (its text unusable, e.g. empty)."""
 
-    def __init__(self, kind: str, message: str, attempts: int = 0):
-        self.kind, self.attempts = kind, attempts
+    def __init__(self, kind: str, message: str, attempts: int = 0, reply: LLMReply | None = None):
+        self.kind, self.attempts, self.reply = kind, attempts, reply
         super().__init__(
             f"{kind}: {message}" + (f" (after {attempts} attempts)" if attempts else "")
         )
@@ -157,10 +160,8 @@ class Provider:
                 )  # fmt: skip
                 self._sleep(wait)
                 continue
-            if not text or not text.strip():
-                raise ProviderError("empty", "the answer has no text", attempts)
-            return LLMReply(
-                text=text,
+            reply = LLMReply(
+                text=text or "",
                 provider=self.name,
                 model=self.settings.model,
                 input_tokens=tokens_in,
@@ -169,6 +170,9 @@ class Provider:
                 attempts=attempts,
                 seconds=round(time.perf_counter() - start, 3),
             )
+            if not reply.text.strip():
+                raise ProviderError("empty", "the answer has no text", attempts, reply)
+            return reply
 
     def _make_client(self, key: str) -> Any:
         raise NotImplementedError

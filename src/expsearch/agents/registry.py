@@ -2,6 +2,7 @@
 
     agents = build_agents(["rules", "tpe", "claude"], settings, space, round_index=3)
     healer = build_healer(settings, space)
+    fallback = build_fallback(settings, space)   # None, or e.g. a rules agent `fallback_rules`
 
 `settings` is an AgentSettings (expsearch.settings parses it from params.yaml's
 `agents` section). Built-in names: random, tpe, rules. Any other name must be
@@ -9,7 +10,9 @@ an LLM agent in `agents.llm`; its key comes from the environment variable
 that entry names. When that variable is not set, a rules agent named
 `<name>_rules` stands in and says so in its report (the rules agent is the
 default without keys), so a laptop run works without keys and never
-pretends an LLM answered.
+pretends an LLM answered. The fallback (`agents.fallback`, a built-in
+policy or None) fills a round's unused budget (plan.py); it is named
+`fallback_<policy>` so that its rows never pass for an agent's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..space import Space
 from .context import ContextSettings, load_template
 from .healing import Healer
 from .llm import LLMPolicy
-from .names import llm_name_problems, unknown_agents
+from .names import BUILT_IN, llm_name_problems, unknown_agents
 from .plan import PlanSettings
 from .policy import Policy, RandomPolicy
 from .providers import Provider, ProviderSettings, make_provider
@@ -53,9 +56,14 @@ class AgentSettings:
     tpe: Mapping[str, Any]  # TPEPolicy keyword arguments (n_startup_trials, multivariate)
     llm: Mapping[str, ProviderSettings]
     healing: HealingSettings
+    fallback: str | None = "rules"  # fills a round's unused budget; None: nothing does
 
     def __post_init__(self) -> None:
         problems = llm_name_problems(self.llm, self.healing.diagnose_with)
+        if self.fallback not in (None, *BUILT_IN):
+            problems.append(
+                ("agents.fallback", f"{self.fallback!r} is not one of {list(BUILT_IN)}")
+            )
         if problems:
             raise AgentConfigError("; ".join(f"{key}: {reason}" for key, reason in problems))
 
@@ -81,12 +89,8 @@ def build_agent(
     round_index: int = 0,
     environ: Mapping[str, str] = os.environ,
 ) -> Policy:
-    if name == "random":
-        return RandomPolicy(space)
-    if name == "tpe":
-        return TPEPolicy(space, **settings.tpe)
-    if name == "rules":
-        return _rules(space, settings, "rules")
+    if name in BUILT_IN:
+        return _built_in(name, settings, space, name)
     provider_settings = settings.llm[name]
     provider = _provider(provider_settings, environ)
     if provider is None:
@@ -102,6 +106,20 @@ def build_agent(
         sweep_limit=settings.plan.sweep.max_variants,
         round_index=round_index,
     )
+
+
+def build_fallback(settings: AgentSettings, space: Space) -> Policy | None:
+    if settings.fallback is None:
+        return None
+    return _built_in(settings.fallback, settings, space, f"fallback_{settings.fallback}")
+
+
+def _built_in(kind: str, settings: AgentSettings, space: Space, name: str) -> Policy:
+    if kind == "random":
+        return RandomPolicy(space, name)
+    if kind == "tpe":
+        return TPEPolicy(space, name, **settings.tpe)
+    return _rules(space, settings, name)
 
 
 def _provider(settings: ProviderSettings, environ: Mapping[str, str]) -> Provider | None:

@@ -13,6 +13,17 @@ candidate with its fate), agent_log (JSONL; per round and agent: prompt,
 answer, tokens, cost, failure), and summary (JSON; per campaign: counts, the
 best config by validation AP with its test AP, failures by class,
 self-healing, LLM tokens and cost, and utilisation from the shard timestamps).
+
+LLM spend in the summary is what the campaign's calls cost: `llm_calls`,
+`llm_input_tokens`, `llm_output_tokens` and `llm_cost_usd` sum every call
+in its agent log, billed whatever became of the answer; `llm_*_kept` sum
+the shares carried by the experiment rows (each agent's round cost split
+over its kept configs), which leave out rounds where an agent kept nothing.
+
+A campaign that trained nothing in all its rounds fails here, with the
+reason (how its candidates fared, which agents failed): this is the first
+step that sees every round of a campaign (a round's collect sees one
+round), and failing here keeps the ledger, which says why, for inspection.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import pandas as pd
 from ..agents.healing import healing_stats
 from ..agents.history import History
 from ..atomic import atomic_open, atomic_write_text
-from .ledger import check_rounds, read_json, read_ledger, shard_summaries
+from .ledger import LedgerError, check_rounds, read_json, read_ledger, shard_summaries
 from .settings import CampaignSettings
 
 NESTED = ("config", "settings_overrides")
@@ -66,10 +77,13 @@ def compile_dataset(
             (row for row in all_rows if row["campaign"] == name), key=lambda row: row["round"]
         )
         shard_docs = shard_summaries(name, mine, all_shards, "the dataset")
+        if not rows:
+            raise NothingTrainedError(nothing_trained(name, mine))
         rows_of += rows
         proposals += [{"campaign": name, **row} for plan in mine for row in plan["rows"]]
-        logs += [{"campaign": name, **entry} for plan in mine for entry in plan["agent_log"]]
-        summary[name] = campaign_summary(settings, rows, shard_docs)
+        calls = [entry for plan in mine for entry in plan["agent_log"]]
+        logs += [{"campaign": name, **entry} for entry in calls]
+        summary[name] = campaign_summary(settings, rows, shard_docs, calls)
     _write_parquet(out.experiments, rows_of)
     _write_parquet(out.proposals, proposals)
     atomic_write_text(out.agent_log, "".join(json.dumps(entry) + "\n" for entry in logs))
@@ -87,9 +101,36 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         handle.write(buffer.getvalue())
 
 
+class NothingTrainedError(LedgerError):
+    """A campaign whose rounds kept no config at all."""
+
+
+def nothing_trained(name: str, plans: Sequence[Mapping[str, Any]]) -> str:
+    """Why campaign `name` trained nothing, from its plans."""
+    fates = Counter(row["fate"] for plan in plans for row in plan["rows"])
+    errors = {
+        entry["agent"]: entry["error"]
+        for plan in plans
+        for entry in plan["agent_log"]
+        if entry.get("error")
+    }
+    said = ", ".join(f"{count} {fate}" for fate, count in fates.most_common()) or "none"
+    failed = "; ".join(f"{agent}: {error}" for agent, error in errors.items())
+    return (
+        f"campaign {name!r} trained nothing in its {len(plans)} round(s): no candidate was "
+        f"kept (candidates: {said})"
+        + (f"; failed agents (last error): {failed}" if failed else "")
+        + "; see its plan.json files (rows with their reasons, agent_log)"
+    )
+
+
 def campaign_summary(
-    settings: CampaignSettings, rows: list[dict[str, Any]], shards: list[dict[str, Any]]
+    settings: CampaignSettings,
+    rows: list[dict[str, Any]],
+    shards: list[dict[str, Any]],
+    calls: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
+    """`calls`: the campaign's agent-log entries (every round's plan)."""
     finished = [row for row in rows if row["status"] == "ok"]
     best = max(finished, key=lambda row: row["val_ap"], default=None)
     history = History.from_rows(rows, settings.space)
@@ -102,9 +143,13 @@ def campaign_summary(
         "best": _best(best),
         "by_source": dict(Counter(row["source"] for row in rows)),
         "healing": healing_stats(history),
-        "llm_input_tokens": sum(row["llm_input_tokens"] for row in rows),
-        "llm_output_tokens": sum(row["llm_output_tokens"] for row in rows),
-        "llm_cost_usd": sum(row["llm_cost_usd"] for row in rows),
+        "llm_calls": sum(len(entry.get("calls") or ()) for entry in calls),
+        "llm_input_tokens": sum(entry["input_tokens"] for entry in calls),
+        "llm_output_tokens": sum(entry["output_tokens"] for entry in calls),
+        "llm_cost_usd": sum(entry["cost_usd"] for entry in calls),
+        "llm_input_tokens_kept": sum(row["llm_input_tokens"] for row in rows),
+        "llm_output_tokens_kept": sum(row["llm_output_tokens"] for row in rows),
+        "llm_cost_usd_kept": sum(row["llm_cost_usd"] for row in rows),
         "utilisation": utilisation(rows, shards, devices=settings.shards),
     }
 

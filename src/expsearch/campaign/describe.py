@@ -37,5 +37,8 @@ def describe_summary(summary: Mapping[str, Any]) -> str:
             if best
             else "none"
         )
-        lines.append(f"[{name}] {campaign['finished']}/{campaign['experiments']} finished; {shown}")
+        lines.append(
+            f"[{name}] {campaign['finished']}/{campaign['experiments']} finished; {shown}; "
+            f"LLM ${campaign['llm_cost_usd']:.4f} in {campaign['llm_calls']} calls"
+        )
     return "\n".join(lines)

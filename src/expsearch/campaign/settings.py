@@ -6,10 +6,11 @@
 
 A campaign names its agents, its number of rounds, its shards per round,
 its per-round budget and ideas per agent (overriding `agents`), and
-optionally `limits` on the space (a subspace, e.g. small models for the
-embedded default). The campaign's name and round seed the proposals, so
-a rerun of a round proposes the same configs. Where its files live is the
-layout's business (layout.py), not the settings'.
+optionally its `fallback` for unused budget (overriding `agents.fallback`;
+in `agent_settings`) and `limits` on the space (a subspace, e.g. small
+models for the embedded default). The campaign's name and round seed the
+proposals, so a rerun of a round proposes the same configs. Where its
+files live is the layout's business (layout.py), not the settings'.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Every path is an argument (the rules, or the `expsearch round` CLI, take them
 from layout.py); a step reads only the files it is given, plus a shard's own
 `runs` folder. propose reads the ledger of earlier rounds, lets the
 campaign's agents propose (plus self-healing of earlier failures), plans the
-round (sweeps, dedup, budget) and packs the kept configs into shards. A
+round (sweeps, dedup, budget, the fallback for budget left unused) and
+packs the kept configs into shards; the plan keeps the round's warnings. A
 shard trains its configs one after another in one process (features loaded
 once per backbone), each in runs/<id>/; a config whose metrics.json is
 already there is skipped, so a killed shard resumes; a failed config is
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.plan import plan_round
-from ..agents.registry import build_agents, build_healer
+from ..agents.registry import build_agents, build_fallback, build_healer
 from ..atomic import atomic_write_text
 from ..clock import utc_now
 from ..features.store import stores_by_name
@@ -81,6 +82,7 @@ def propose_round(
         settings=settings.plan,
         id_prefix=f"{settings.name}-",
         healer=healer,
+        fallback=build_fallback(settings.agent_settings, settings.space),
     )
     document = {
         "campaign": settings.name,
@@ -89,6 +91,7 @@ def propose_round(
         "rows": plan.rows,
         "agent_log": plan.agent_log,
         "heal_log": healer.log,
+        "warnings": plan.warnings,
         "shards": pack(plan.queue, settings.shards),
     }
     atomic_write_text(out, json.dumps(document, indent=1) + "\n")
