@@ -33,10 +33,13 @@ def _rows(space):
 
 def test_device_hours_and_llm_spend_per_policy(space):
     table = experiment_table(pd.DataFrame(_rows(space)))
-    calls = [
-        {"agent": "claude", "input_tokens": 500, "output_tokens": 80, "cost_usd": 0.7},
-        {"agent": "claude", "input_tokens": 400, "output_tokens": 0, "cost_usd": 0.3},
-    ]
+    calls = [  # agent-log entries: one per agent and round, with the calls it made
+        {"agent": "claude", "input_tokens": 500, "output_tokens": 80, "cost_usd": 0.7,
+         "calls": [{"attempt": 1}, {"attempt": 2}]},
+        {"agent": "claude", "input_tokens": 400, "output_tokens": 0, "cost_usd": 0.3,
+         "calls": [{"attempt": 1}]},  # a billed empty answer
+        {"agent": "rules", "input_tokens": 0, "output_tokens": 0, "cost_usd": 0, "calls": []},
+    ]  # fmt: skip
     result = cost(table, calls=calls)
     llm = result["groups"]["llm"]
     assert llm["experiments"] == 5 and llm["finished"] == 2
@@ -48,7 +51,8 @@ def test_device_hours_and_llm_spend_per_policy(space):
     assert result["groups"]["random"]["device_hours"] == pytest.approx(1.0)
     assert result["overall"]["experiments"] == 6
     assert result["llm_calls"]["cost_usd"] == pytest.approx(1.0)
-    assert result["llm_calls"]["calls"] == 2
+    assert result["llm_calls"]["calls"] == 3  # provider calls, not log entries
+    assert result["llm_calls"]["agents"]["rules"]["calls"] == 0
     jsonable(result)
 
 

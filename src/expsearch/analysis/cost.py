@@ -79,17 +79,19 @@ def _spread(values: np.ndarray) -> dict[str, Any] | None:
     return {"mean": float(values.mean()), "median": float(np.median(values))}
 
 
-def _calls(calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """LLM spend over the agent log's calls (rows without a token count spent nothing)."""
+def _calls(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """LLM spend over the agent log: one entry per agent and round, holding the
+    provider calls it made (`calls`: none for offline policies) and their tokens
+    and cost, billed whatever became of the answer."""
     per_agent: dict[str, dict[str, float]] = {}
-    for call in calls:
-        agent = str(call.get("agent"))
+    for entry in entries:
+        agent = str(entry.get("agent"))
         totals = per_agent.setdefault(
             agent, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
         )
-        totals["calls"] += 1
+        totals["calls"] += len(entry.get("calls") or ())
         for key in ("input_tokens", "output_tokens", "cost_usd"):
-            totals[key] += float(call.get(key) or 0)
+            totals[key] += float(entry.get(key) or 0)
     return {
         "agents": per_agent,
         "cost_usd": sum(totals["cost_usd"] for totals in per_agent.values()),
