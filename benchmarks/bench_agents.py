@@ -5,7 +5,9 @@ proposing and screening take when the history holds thousands of experiments.
 
 For histories of 1,000 and 10,000 experiments (the paper: 10,469 finished,
 42,042 candidates) it times one propose() call of each offline policy
-(random, rules, TPE warm-started from the whole history) and one complete
+(random, rules, TPE warm-started as params `agents.tpe` say, and TPE
+warm-started from the whole history), the deduplicator (indexing every
+experiment, checking 100 fresh candidates against them) and one complete
 round (three agents, auto-sweep, dedup against every experiment, budget),
 reporting medians over repeats. LLM agents are left out: their time is the
 provider's.
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from expsearch.agents.dedup import Deduplicator
 from expsearch.agents.history import History
 from expsearch.agents.plan import plan_round
 from expsearch.agents.policy import RandomPolicy
@@ -29,7 +32,7 @@ from expsearch.agents.rules import RulesPolicy
 from expsearch.agents.tpe import TPEPolicy
 from expsearch.atomic import atomic_write_text
 from expsearch.params import load_params
-from expsearch.settings import plan_settings
+from expsearch.settings import agent_settings
 from expsearch.space import Space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +48,13 @@ def synthetic_history(space: Space, n: int) -> History:
                      "status": "failed" if failed else "ok",
                      "val_ap": None if failed else float(score)})  # fmt: skip
     return History.from_rows(rows, space)
+
+
+def indexed(space: Space, history: History) -> Deduplicator:
+    dedup = Deduplicator(space)
+    for exp in history.taken():
+        dedup.add(exp.id, exp.config)
+    return dedup
 
 
 def seconds(work, repeats: int) -> dict[str, float]:
@@ -66,13 +76,21 @@ def main() -> None:
 
     params = load_params(args.params)
     space = Space.from_params(params)
-    settings = plan_settings(params["agents"])
+    agents_settings = agent_settings(params["agents"])
+    settings, tpe = agents_settings.plan, dict(agents_settings.tpe)
     n = settings.ideas_per_agent
+    policies = {
+        "random": RandomPolicy,
+        "rules": RulesPolicy,
+        "tpe": lambda space: TPEPolicy(space, **tpe),
+        "tpe_unbounded": lambda space: TPEPolicy(space, **(tpe | {"warm_start": None})),
+    }
+    candidates = space.sample(100, seed=2)
     results = {}
     for size in args.sizes:
         history = synthetic_history(space, size)
         row = {}
-        for name, make in {"random": RandomPolicy, "rules": RulesPolicy, "tpe": TPEPolicy}.items():
+        for name, make in policies.items():
             row[f"propose_{name}"] = seconds(
                 lambda make=make, history=history: make(space).propose(
                     history, n, np.random.default_rng(0)
@@ -80,7 +98,16 @@ def main() -> None:
                 args.repeats,
             )
             print(f"history {size}: {name} propose({n}) {row[f'propose_{name}']['median_s']:.3f} s")
-        agents = [RulesPolicy(space), TPEPolicy(space), RandomPolicy(space)]
+        row["dedup_index"] = seconds(lambda history=history: indexed(space, history), args.repeats)
+        dedup = indexed(space, history)
+        row["dedup_check_100"] = seconds(
+            lambda dedup=dedup: [dedup.check(config) for config in candidates], args.repeats
+        )
+        print(
+            f"history {size}: dedup index {row['dedup_index']['median_s']:.3f} s, "
+            f"100 checks {row['dedup_check_100']['median_s']:.3f} s"
+        )
+        agents = [RulesPolicy(space), TPEPolicy(space, **tpe), RandomPolicy(space)]
         row["round"] = seconds(
             lambda agents=agents, history=history: plan_round(
                 agents, history, space, round_index=1, seed=0, settings=settings
@@ -91,6 +118,7 @@ def main() -> None:
         results[str(size)] = row
     report = {
         "ideas_per_agent": n,
+        "tpe_warm_start": tpe.get("warm_start"),
         "repeats": args.repeats,
         "machine": {"python": platform.python_version(), "processor": platform.processor()},
         "by_history_size": results,

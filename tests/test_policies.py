@@ -18,8 +18,10 @@ from expsearch.agents.llm import LLMPolicy
 from expsearch.agents.policy import RandomPolicy
 from expsearch.agents.proposal import PRIORITIES, SOURCES
 from expsearch.agents.providers import ProviderSettings, make_provider
+from expsearch.agents.registry import build_agents
 from expsearch.agents.rules import RulesPolicy
 from expsearch.agents.tpe import TPEPolicy
+from expsearch.settings import agent_settings
 from expsearch.yamlio import dump_yaml
 
 from .agent_histories import make_history
@@ -162,6 +164,38 @@ def test_tpe_suggests_conditional_dimensions_only_where_they_apply(space, histor
     for p in proposals:
         assert ("focal_gamma" in p.config) == (p.config["loss"] == "focal")
         assert ("smoothing_epsilon" in p.config) == (p.config["loss"] == "label_smoothing")
+
+
+def test_tpe_warm_starts_from_the_latest_and_the_best(space):
+    history = make_history(space, n=120, failed_every=7)
+    policy = TPEPolicy(space, warm_start=20)
+    warm = policy.warm_experiments(history)
+    usable = [exp for exp in history.experiments if exp.finished or exp.status == "failed"]
+    best = sorted(history.finished(), key=lambda exp: -exp.val_ap)[:20]
+    assert {exp.id for exp in warm} == {exp.id for exp in usable[-20:] + best}
+    assert [exp.id for exp in warm] == [exp.id for exp in usable if exp in warm]  # ledger order
+    assert len(warm) < len(usable)
+    assert TPEPolicy(space, warm_start=None).warm_experiments(history) == usable
+    assert TPEPolicy(space, warm_start=200).warm_experiments(history) == usable
+    with pytest.raises(ValueError, match="warm_start"):
+        TPEPolicy(space, warm_start=0)
+
+
+def test_a_bounded_tpe_warm_start_is_deterministic(space):
+    history = make_history(space, n=120, failed_every=7)
+
+    def configs(seed):
+        policy = TPEPolicy(space, n_startup_trials=10, warm_start=20)
+        return [p.config for p in policy.propose(history, 6, np.random.default_rng(seed))]
+
+    assert configs(0) == configs(0)
+    assert configs(0) != configs(1)
+
+
+def test_params_set_the_tpe_warm_start(default_params, space):
+    settings = agent_settings(default_params["agents"])
+    (tpe,) = build_agents(["tpe"], settings, space, environ={})
+    assert tpe.warm_start == default_params["agents"]["tpe"]["warm_start"]
 
 
 NARROW = {"backbone": ["vjepa2"], "width": [64], "depth": [1], "epochs": [5], "seq_len": [10],

@@ -53,7 +53,7 @@ class AgentSettings:
     context: ContextSettings
     prompt_template: str | None
     rules: Mapping[str, Any]  # RulesPolicy keyword arguments (top_k, explore_fraction)
-    tpe: Mapping[str, Any]  # TPEPolicy keyword arguments (n_startup_trials, multivariate)
+    tpe: Mapping[str, Any]  # TPEPolicy keyword arguments (params agents.tpe)
     llm: Mapping[str, ProviderSettings]
     healing: HealingSettings
     fallback: str | None = "rules"  # fills a round's unused budget; None: nothing does
