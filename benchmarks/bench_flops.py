@@ -1,0 +1,236 @@
+"""How close training is to this machine's arithmetic limit, per encoder x pooling.
+
+    python benchmarks/bench_flops.py --out results/bench/flops.json [--threads 1] [--steps 10]
+
+In one run: dense fp32 matmul throughput (GFLOP/s, per thread count), each
+config's counted FLOPs (expsearch.training.flops: FlopCounterMode, plus the
+selective scan's exact count), and the measured time of one training step
+(forward, backward, AdamW step; median of `--steps` after warm-up) and of
+one validation pass, at the embedded size (width 64, depth 1, 640 training
+clips of 64-d features, batch 64, seq_len 20) and at the paper size (width
+256, depth 2, 1,184 clips of 1,024-d features). Each time is reported as a
+multiple of its FLOP-limited time (counted FLOPs / measured matmul rate at
+the same thread count): the CPU analogue of model-FLOPs utilisation, 1.0
+meaning every cycle did dense arithmetic. A whole embedded experiment
+(`fit_config` + test evaluation, `--epochs`) is timed per encoder with
+attention pooling, with the same ratio. Last, the layout of the machine's
+cores: training steps per second of one process with 2 threads against two
+1-thread processes running at once (what one Snakemake shard per core gives).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from expsearch.atomic import atomic_write_text
+from expsearch.models.classifier import ClipClassifier
+from expsearch.training.flops import experiment_flops, matmul_gflops, pass_flops
+from expsearch.training.losses import make_loss
+from expsearch.training.optim import make_optimizer
+
+ENCODERS = ("zipformer", "retnet", "bimamba", "hybrid", "xlstm")
+POOLINGS = ("attention", "mean", "last", "max")
+SIZES = {
+    "embedded": {"feature_width": 64, "width": 64, "depth": 1, "n_train": 640, "n_val": 80},
+    "paper": {"feature_width": 1024, "width": 256, "depth": 2, "n_train": 1184, "n_val": 177},
+}
+BATCH, SEQ_LEN = 64, 20
+
+
+def config(encoder: str, pooling: str, size: dict, epochs: int = 5) -> dict:
+    return {
+        "encoder": encoder, "pooling": pooling, "width": size["width"], "depth": size["depth"],
+        "dropout": 0.1, "loss": "focal", "focal_gamma": 2.0, "focal_alpha": 0.5,
+        "learning_rate": 3e-4, "weight_decay": 0.01, "batch_size": BATCH,
+        "scheduler": "cosine", "seq_len": SEQ_LEN, "epochs": epochs, "oversample_ratio": 1.0,
+    }  # fmt: skip
+
+
+def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
+    """Median seconds of one training step and of one validation pass."""
+    torch.manual_seed(0)
+    model = ClipClassifier(
+        size["feature_width"], cfg["encoder"], cfg["pooling"], cfg["width"], cfg["depth"], 0.1
+    )
+    optimizer, scheduler = make_optimizer(
+        model, lr=3e-4, weight_decay=0.01, schedule="cosine", total_steps=1000,
+        warmup_fraction=0.05,
+    )  # fmt: skip
+    loss_fn, _ = make_loss(cfg)
+    x = torch.randn(BATCH, SEQ_LEN, size["feature_width"])
+    lengths = torch.full((BATCH,), SEQ_LEN)
+    y = (torch.arange(BATCH) % 2).float()
+    model.train()
+    times = []
+    for step in range(steps + 3):
+        start = time.perf_counter()
+        loss = loss_fn(model(x, lengths), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if step >= 3:
+            times.append(time.perf_counter() - start)
+    model.eval()
+    val = torch.randn(size["n_val"], SEQ_LEN, size["feature_width"])
+    val_lengths = torch.full((size["n_val"],), SEQ_LEN)
+    eval_times = []
+    with torch.no_grad():
+        for _ in range(5):
+            start = time.perf_counter()
+            model(val, val_lengths)
+            eval_times.append(time.perf_counter() - start)
+    return {"step_s": statistics.median(times), "eval_s": statistics.median(eval_times[1:])}
+
+
+def bench_size(name: str, size: dict, steps: int, gflops: float) -> dict:
+    rows = {}
+    for encoder in ENCODERS:
+        for pooling in POOLINGS:
+            cfg = config(encoder, pooling, size)
+            model = ClipClassifier(
+                size["feature_width"], encoder, pooling, size["width"], size["depth"], 0.1
+            )
+            counted = pass_flops(model, BATCH, SEQ_LEN, size["feature_width"])
+            val_flops = pass_flops(model, size["n_val"], SEQ_LEN, size["feature_width"])["forward"]
+            measured = time_step(cfg, size, steps)
+            limit_step = counted["train_step"] / (gflops * 1e9)
+            limit_eval = val_flops / (gflops * 1e9)
+            rows[f"{encoder}/{pooling}"] = {
+                "train_step_gflop": counted["train_step"] / 1e9,
+                "step_ms": measured["step_s"] * 1e3,
+                "step_flop_limited_ms": limit_step * 1e3,
+                "step_x_limit": measured["step_s"] / limit_step,
+                "val_pass_ms": measured["eval_s"] * 1e3,
+                "val_pass_x_limit": measured["eval_s"] / limit_eval,
+                "scan_share": counted["scan_share"],
+            }
+            r = rows[f"{encoder}/{pooling}"]
+            print(
+                f"  {name} {encoder:9s} {pooling:9s} step {r['step_ms']:7.1f} ms = "
+                f"{r['step_x_limit']:5.1f} x limit ({r['step_flop_limited_ms']:.1f} ms); "
+                f"val pass {r['val_pass_x_limit']:5.1f} x",
+                flush=True,
+            )
+    fastest = min(rows.values(), key=lambda r: r["step_ms"])["step_ms"]
+    for row in rows.values():
+        row["x_fastest"] = row["step_ms"] / fastest
+    return rows
+
+
+def time_experiments(epochs: int, gflops: float) -> dict:
+    """Whole embedded experiments (fit + test) per encoder, attention pooling."""
+    import numpy as np
+
+    from expsearch.settings import TrainSettings
+    from expsearch.training.data import SplitData, Task
+    from expsearch.training.trainer import evaluate, fit_config
+
+    size = SIZES["embedded"]
+    rng = np.random.default_rng(0)
+
+    def split(name: str, n: int) -> SplitData:
+        targets = torch.as_tensor(np.arange(n) % 2, dtype=torch.float32)
+        features = torch.as_tensor(
+            rng.normal(size=(n, 30, size["feature_width"])), dtype=torch.float32
+        )
+        features[:, -10:, 0] += targets[:, None]
+        return SplitData(name, [f"{name}{i}" for i in range(n)], features,
+                         torch.full((n,), 30), targets)  # fmt: skip
+
+    task = Task("vjepa2", size["feature_width"], 30, split("train", size["n_train"]),
+                split("val", size["n_val"]), {"test": split("test", size["n_val"])})  # fmt: skip
+    settings = TrainSettings(seed=0, device="cpu")
+    rows = {}
+    for encoder in ENCODERS:
+        cfg = config(encoder, "attention", size, epochs)
+        cfg.update(backbone="vjepa2", mixup_alpha=0.0, feature_noise=0.0)
+        counted = experiment_flops(cfg, feature_width=size["feature_width"],
+                                   n_train=size["n_train"], n_val=size["n_val"],
+                                   n_test=size["n_val"])  # fmt: skip
+        start = time.perf_counter()
+        fit = fit_config(cfg, task, settings)
+        evaluate(fit.model, task.split("test", unseal=True), fit.seq_len, settings)
+        seconds = time.perf_counter() - start
+        limit = counted["total"] / (gflops * 1e9)
+        rows[encoder] = {"seconds": seconds, "flop_limited_s": limit, "x_limit": seconds / limit,
+                         "gflop": counted["total"] / 1e9, "epochs": epochs}  # fmt: skip
+        print(f"  experiment {encoder:9s} {seconds:6.1f} s = {seconds / limit:5.1f} x limit "
+              f"({limit:.2f} s)", flush=True)  # fmt: skip
+    return rows
+
+
+def _steps_per_second(args: tuple[str, int, int]) -> float:
+    """Training steps per second of one process (embedded size) with `threads` threads."""
+    encoder, threads, steps = args
+    torch.set_num_threads(threads)
+    measured = time_step(config(encoder, "attention", SIZES["embedded"]), SIZES["embedded"], steps)
+    return 1.0 / measured["step_s"]
+
+
+def layout(encoder: str, steps: int) -> dict:
+    """The machine's two cores as one 2-thread process, or two 1-thread processes at once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        one_two_threads = pool.map(_steps_per_second, [(encoder, 2, steps)])[0]
+    with context.Pool(2) as pool:
+        two_one_thread = sum(pool.map(_steps_per_second, [(encoder, 1, steps)] * 2))
+    with context.Pool(1) as pool:
+        one_one_thread = pool.map(_steps_per_second, [(encoder, 1, steps)])[0]
+    row = {
+        "encoder": encoder,
+        "steps_per_s_1_process_1_thread": one_one_thread,
+        "steps_per_s_1_process_2_threads": one_two_threads,
+        "steps_per_s_2_processes_1_thread": two_one_thread,
+        "two_processes_over_two_threads": two_one_thread / one_two_threads,
+    }
+    print(
+        f"  layout {encoder}: 1x1 thread {one_one_thread:.1f} steps/s, 1x2 threads "
+        f"{one_two_threads:.1f}, 2x1 thread {two_one_thread:.1f} (x{row['two_processes_over_two_threads']:.2f})",
+        flush=True,
+    )
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/bench/flops.json")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--sizes", default="embedded,paper")
+    args = parser.parse_args()
+    rates = {threads: matmul_gflops(threads) for threads in (1, 2)}
+    print(f"matmul fp32: {', '.join(f'{t} thread(s) {g:.0f} GFLOP/s' for t, g in rates.items())}")
+    torch.set_num_threads(args.threads)
+    gflops = rates.get(args.threads) or matmul_gflops(args.threads)
+    report = {
+        "matmul_gflops": rates,
+        "threads": args.threads,
+        "batch": BATCH,
+        "seq_len": SEQ_LEN,
+        "sizes": {name: SIZES[name] for name in args.sizes.split(",")},
+        "steps": {
+            name: bench_size(name, SIZES[name], args.steps, gflops)
+            for name in args.sizes.split(",")
+        },
+        "experiments": time_experiments(args.epochs, gflops),
+        "layout": [layout(encoder, args.steps * 3) for encoder in ("zipformer", "bimamba")],
+        "machine": {"cpu": platform.processor(), "torch": torch.__version__},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
