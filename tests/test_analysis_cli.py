@@ -82,3 +82,16 @@ def test_variance_of_the_subset_is_the_variance_of_its_rows(runs_csv, capsys, tm
     assert result["subset"]["description"]["rows"] < len(frame)
     assert result["subset"]["anova"]["counts"]["finished"] == len(latest)
     assert result["anova"]["counts"]["finished"] == int((frame["status"] == "ok").sum())
+
+
+def test_cost_reads_the_agent_log_and_names_a_bad_line(runs_csv, tmp_path, capsys):
+    log = tmp_path / "agent_log.jsonl"
+    entry = {"agent": "claude", "input_tokens": 10, "output_tokens": 2, "cost_usd": 0.25,
+             "calls": [{"attempt": 1}]}  # fmt: skip
+    log.write_text(json.dumps(entry) + "\n" + json.dumps(entry) + "\n")
+    assert main(["analyze", "cost", "--data", str(runs_csv), "--agent-log", str(log)]) == 0
+    calls = json.loads(capsys.readouterr().out)["llm_calls"]
+    assert calls["calls"] == 2 and calls["cost_usd"] == pytest.approx(0.5)
+    log.write_text(json.dumps(entry) + "\n{broken\n")
+    assert main(["analyze", "cost", "--data", str(runs_csv), "--agent-log", str(log)]) == 2
+    assert "agent_log.jsonl:2: not JSON" in capsys.readouterr().err

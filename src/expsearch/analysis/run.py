@@ -21,11 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..agents.history import read_rows
 from ..atomic import atomic_open, atomic_write_text
 from ..space import Space
 from .result import jsonable
 from .settings import AnalysisSettings
-from .table import ExperimentTable, TableError, load_table
+from .table import ExperimentTable, load_table
 
 FAMILIES = ("baselines", "convergence", "dynamics", "variance", "cost")
 
@@ -96,7 +97,7 @@ def run_family(
     """Analyse `data`; write the JSON to `out` and the named tables as CSV.
     Tables not named in `tables` stay inside the JSON."""
     table = load_table(data)
-    calls = read_agent_log(agent_log) if agent_log else None
+    calls = read_rows(agent_log) if agent_log else None  # the dataset's agent_log.jsonl
     result = jsonable(analyze(family, table, settings, space=space, calls=calls), family)
     result = {"analysis": family, "data": str(data), **result}
     for name, path in (tables or {}).items():
@@ -139,14 +140,3 @@ def _has(value: dict[str, Any], path: Sequence[str]) -> bool:
             return False
         value = value[key]
     return True
-
-
-def read_agent_log(path: str | Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise TableError(f"{path}:{number}: not JSON: {exc}") from None
-    return rows
