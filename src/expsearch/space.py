@@ -127,6 +127,13 @@ class Dimension:
             )
         return normalise_float(number)
 
+    def unit(self, value: Any) -> Any:
+        """A float dimension's value as a share of its range, of its log range on
+        log dimensions (0 at low, 1 at high); scalars or numpy arrays."""
+        if self.log:
+            return np.log(np.divide(value, self.low)) / math.log(self.high / self.low)
+        return np.subtract(value, self.low) / (self.high - self.low)
+
     def draw(self, rng: np.random.Generator) -> Any:
         """A uniform (log-uniform on log dimensions) draw from the domain."""
         if self.categorical:

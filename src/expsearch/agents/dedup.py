@@ -121,15 +121,10 @@ class Deduplicator:
     def _scale(self, config: Mapping[str, Any]) -> list[float]:
         """Continuous values as shares of their range (of the log range on log
         dimensions), NaN where the config lacks the dimension."""
-        out = []
-        for dim in self._continuous:
-            if dim.name not in config:
-                out.append(math.nan)
-            elif dim.log:
-                out.append(math.log(config[dim.name] / dim.low) / math.log(dim.high / dim.low))
-            else:
-                out.append((config[dim.name] - dim.low) / (dim.high - dim.low))
-        return out
+        return [
+            float(dim.unit(config[dim.name])) if dim.name in config else math.nan
+            for dim in self._continuous
+        ]
 
     def _jaccard(self, codes: list[int]) -> np.ndarray:
         """Categorical Jaccard of `codes` with every known config: shared

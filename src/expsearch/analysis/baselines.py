@@ -220,15 +220,9 @@ class PoolEncoder:
             [_codes(pool[dim.name], dim.values) for dim in self.categorical]
         ) if self.categorical else np.zeros((len(pool), 0), dtype=int)  # fmt: skip
         self.scaled = np.column_stack(
-            [self._scale(dim, pd.to_numeric(pool[dim.name], errors="coerce").to_numpy(float))
+            [dim.unit(pd.to_numeric(pool[dim.name], errors="coerce").to_numpy(float))
              for dim in self.floats]
         ) if self.floats else np.zeros((len(pool), 0))  # fmt: skip
-
-    @staticmethod
-    def _scale(dim, values):
-        if dim.log:
-            return (np.log(values) - math.log(dim.low)) / (math.log(dim.high) - math.log(dim.low))
-        return (values - dim.low) / (dim.high - dim.low)
 
     def distances(self, config: Mapping[str, Any]) -> np.ndarray:
         codes = np.array(
@@ -236,7 +230,7 @@ class PoolEncoder:
              for dim in self.categorical], dtype=int,
         )  # fmt: skip
         scaled = np.array(
-            [self._scale(dim, np.float64(config[dim.name])) if dim.name in config else np.nan
+            [dim.unit(config[dim.name]) if dim.name in config else np.nan
              for dim in self.floats], dtype=float,
         )  # fmt: skip
         categorical = (self.codes != codes).sum(axis=1)
