@@ -59,6 +59,14 @@ def _space(args: argparse.Namespace) -> Space:
     return space_settings(load_params(args.params))
 
 
+def _write_out(text: str, out: str | None) -> None:
+    """A command's result: to `--out` (atomically) when given, else to stdout."""
+    if out:
+        atomic_write_text(out, text)
+    else:
+        sys.stdout.write(text)
+
+
 def _load_config(args: argparse.Namespace):
     space = _space(args)
     return space.validate(load_yaml_file(args.config))
@@ -70,10 +78,7 @@ def cmd_space(args: argparse.Namespace) -> int:
         text = json.dumps(summary, indent=2) + "\n"
     else:
         text = summary_markdown(summary)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    _write_out(text, args.out)
     return 0
 
 
@@ -272,10 +277,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         fallback=build_fallback(agents_settings, space) if args.fallback else None,
     )
     text = dump_yaml(plan.rows)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        print(text, end="")
+    _write_out(text, args.out)
     for entry in plan.agent_log:
         said = [f"{entry['agent']} ({entry['policy']})"]
         if entry["note"]:
@@ -371,10 +373,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     result = results[args.family] if args.family != "all" else results
     text = json.dumps(result, indent=1, allow_nan=False) + "\n"
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        sys.stdout.write(text)
+    _write_out(text, args.out)
     return 0
 
 
