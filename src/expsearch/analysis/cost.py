@@ -10,8 +10,9 @@ tokens and USD per kept config (the per-config shares the dataset records).
 With `calls` (the dataset's agent_log.jsonl rows) the LLM spend is also
 summed over the calls themselves: every billed call, whatever became of its
 ideas, so a round whose ideas were all rejected still shows its cost.
-Self-healing: heal attempts (`source` heal) and the share of first heals of
-an original failure that finished ok.
+Self-healing: the campaign summary's record (heal attempts, and the share
+of first heals of an original failure that finished ok), computed by the
+same function from the table's id, source, parent_id and status.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..agents.healing import healing_stats
+from ..agents.history import Experiment, History
 from .result import insufficient, ok
 from .table import ExperimentTable
 
@@ -100,18 +103,18 @@ def _calls(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def healing(frame: pd.DataFrame) -> dict[str, Any]:
-    """Heal attempts, and how many first heals (whose parent is not itself a
-    heal) finished ok, of those that finished at all."""
+    """The campaign summary's healing record (agents.healing.healing_stats),
+    from the table's id, source, parent_id and status alone: no config needed."""
     if "source" not in frame.columns or "parent_id" not in frame.columns:
         return insufficient("no source/parent_id columns: healing is not recorded")
-    source_of = dict(zip(frame["id"], frame["source"], strict=True))
-    heals = frame[frame["source"] == "heal"]
-    first = heals[np.array([source_of.get(p) != "heal" for p in heals["parent_id"]], dtype=bool)]
-    done = first[first["status"].isin(["ok", "failed"])]
-    successes = int((done["status"] == "ok").sum())
-    return {
-        "attempts": len(heals),
-        "first_attempts": len(done),
-        "first_attempt_successes": successes,
-        "first_attempt_success_rate": successes / len(done) if len(done) else None,
-    }
+    rows = frame[["id", "source", "parent_id", "status"]].astype(object)
+    rows = rows.where(rows.notna(), None)
+    return healing_stats(
+        History(
+            [
+                Experiment(str(row.id), {}, None, row.status, source=row.source,
+                           parent_id=None if row.parent_id is None else str(row.parent_id))
+                for row in rows.itertuples(index=False)
+            ]
+        )
+    )  # fmt: skip
