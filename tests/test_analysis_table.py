@@ -64,6 +64,10 @@ def test_bad_files(tmp_path):
     odd.write_text("x")
     with pytest.raises(TableError, match="unknown table format"):
         load_table(odd)
+    lines = tmp_path / "runs.jsonl"
+    lines.write_text('{"id": "a", "status": "ok"}\n{"id": "b", status\n')
+    with pytest.raises(TableError, match=r"runs\.jsonl:2: not JSON"):
+        load_table(lines)
     broken = tmp_path / "runs.parquet"
     broken.write_bytes(b"PAR1 not really")
     with pytest.raises(TableError, match="cannot be read"):

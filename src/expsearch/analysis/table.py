@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..agents.history import read_rows
+
 ALWAYS = ("id", "status")
 
 
@@ -90,10 +92,8 @@ def load_table(path: str | Path) -> ExperimentTable:
             frame = pd.read_parquet(path)
         elif suffix == ".csv":
             frame = pd.read_csv(path)
-        elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        elif suffix == ".json":
-            frame = pd.read_json(path, dtype=False)
+        elif suffix in (".jsonl", ".json"):  # the ledger's reader: its errors name the line
+            frame = pd.DataFrame(read_rows(path))
         else:
             raise TableError(
                 f"{path}: unknown table format; expected .parquet, .csv, .jsonl or .json"
