@@ -3,10 +3,10 @@
     python benchmarks/bench_scheduling.py --out results/bench/scheduling.json
 
 Feeds the paper's job durations (3-10 minutes, uniform) through the
-campaign DAG's scheduling (propose -> shards on devices -> collect barrier;
-see expsearch.campaign.simulate) for a few layouts and seeds, and reports
-the median busy fraction and experiments per device-hour (the paper: about
-31% busy on 16 H100s).
+campaign DAG's scheduling (propose -> shards on devices -> collect; round r
+proposed once round r-1-lag is collected; see expsearch.campaign.simulate)
+for a few layouts and seeds, and reports the median busy fraction and
+experiments per device-hour (the paper: about 31% busy on 16 H100s).
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ LAYOUTS = {
     "2 campaigns side by side (agents + random baseline)": {"campaigns": 2},
     "4 campaigns side by side": {"campaigns": 4},
     "1 campaign, exact cost estimates": {"estimate_error": 0.0},
+    "1 campaign, lag 1": {"lag": 1},
+    "1 campaign, lag 2": {"lag": 2},
+    "1 campaign, lag 1, 32 shards (one config each: more shards than devices)": {
+        "lag": 1,
+        "shards": 32,
+    },
 }
 
 

@@ -324,7 +324,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     params, settings, layout = _campaign(args)
     c, r = settings.name, args.round
     if args.step == "propose":
-        ledger = layout.ledger(c, r)
+        ledger = layout.ledger(c, r, settings.lag)
         plan = propose_round(settings, r, ledger["plans"], ledger["experiments"], layout.plan(c, r))
         print(describe_plan(plan))
     elif args.step == "shard":

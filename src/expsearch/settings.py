@@ -192,6 +192,7 @@ def campaign_settings(params: Mapping[str, Any], name: str) -> CampaignSettings:
             agents, plan=plan, fallback=raw.get("fallback", agents.fallback)
         ),
         training=training_settings(params["training"]),
+        lag=int(raw.get("lag", 0)),
     )
 
 

@@ -1,6 +1,7 @@
 # Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect.
-# Round r's proposal declares the whole ledger before it (the plans and
-# experiments of rounds < r), so the DAG is static: rounds x (1 + S + 1) jobs.
+# Round r's proposal declares the ledger before it (the plans of rounds < r and
+# the experiments of rounds < r - lag; lag 0: all of them, a barrier between
+# rounds), so the DAG is static: rounds x (1 + S + 1) jobs.
 # Every campaign in params.yaml runs side by side on the same feature stores.
 # Paths and input functions are in common.smk (from the library's CampaignLayout).
 

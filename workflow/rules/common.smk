@@ -68,8 +68,10 @@ CAMPAIGN_PARAMS = {key: PARAMS[key] for key in ("space", "agents", "campaign", "
 
 
 def round_ledger(wildcards):
-    """Round r reads the plans and experiments of rounds 0 .. r-1 (named inputs)."""
-    return LAYOUT.ledger(wildcards.campaign, int(wildcards.round))
+    """Round r reads the plans of rounds 0 .. r-1 and the experiments of rounds
+    0 .. r-1-lag (named inputs): with a lag, it does not wait for the last rounds."""
+    lag = CAMPAIGNS[wildcards.campaign].get("lag", 0)  # optional in params; 0 as in the library
+    return LAYOUT.ledger(wildcards.campaign, int(wildcards.round), lag)
 
 
 def round_shards(wildcards):

@@ -2,6 +2,7 @@
 
     settings = campaign_settings(params, "agents")       # expsearch.settings
     layout = CampaignLayout("results/campaigns")         # layout.py: every path of a round
+    layout.ledger(name, r, settings.lag)                 # what round r reads (its `lag`)
     propose_round(settings, r, ledger_plans, ledger_experiments, out)   # steps.py -> plan.json
     run_shard(settings, plan=..., shard=s, stores=..., manifest=..., clips=..., runs=..., out=...)
     collect_round(settings, plan=..., shards=[...], out=...)            # -> experiments.jsonl

@@ -5,6 +5,15 @@
     layout.shard("agents", 3, 1)          # .../round_0003/shard_001.json
     layout.plan("{campaign}", "{round}")  # the same, as a Snakemake pattern
     layout.ledger("agents", 3)            # plans and experiments files of rounds 0, 1, 2
+    layout.ledger("agents", 3, lag=1)     # plans of rounds 0, 1, 2; experiments of 0, 1
+    ledger_rounds(3, lag=1)               # (range(0, 3), range(0, 2)): the rounds behind it
+
+What a round reads is decided here, once: round r reads the plans of every
+earlier round (so that dedup knows what is queued) and the experiments of
+rounds 0 .. r-1-lag only, so with a campaign's `lag` > 0 round r is proposed
+while the last `lag` rounds still train (ledger.py turns their plans into
+queued rows). The simulation of the scheduling (simulate.py) asks the same
+function which rounds a proposal waits for.
 
 The Snakemake rules (workflow/rules/common.smk) and the `expsearch round` CLI
 build their paths here; the library steps below them take paths as
@@ -15,6 +24,15 @@ and a shard with three; a string (a wildcard) is used as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+def ledger_rounds(before_round: int, lag: int = 0) -> tuple[range, range]:
+    """(plan rounds, experiment rounds) that round `before_round` reads: the
+    plans of rounds 0 .. before_round-1, the experiments of 0 .. before_round-1-lag."""
+    before_round, lag = int(before_round), int(lag)
+    if before_round < 0 or lag < 0:
+        raise ValueError(f"round and lag must be at least 0, got round {before_round}, lag {lag}")
+    return range(before_round), range(max(0, before_round - lag))
 
 
 def _number(value: int | str, digits: int) -> str:
@@ -44,10 +62,10 @@ class CampaignLayout:
         """A round's run folders (runs/<id>/): each shard's resume scratch space."""
         return f"{self.round_dir(campaign, round_index)}/runs"
 
-    def ledger(self, campaign: str, before_round: int) -> dict[str, list[str]]:
-        """The files of rounds 0 .. before_round - 1: what round `before_round` reads."""
-        rounds = range(int(before_round))
+    def ledger(self, campaign: str, before_round: int, lag: int = 0) -> dict[str, list[str]]:
+        """The files that round `before_round` reads (see `ledger_rounds`)."""
+        plan_rounds, experiment_rounds = ledger_rounds(before_round, lag)
         return {
-            "plans": [self.plan(campaign, r) for r in rounds],
-            "experiments": [self.experiments(campaign, r) for r in rounds],
+            "plans": [self.plan(campaign, r) for r in plan_rounds],
+            "experiments": [self.experiments(campaign, r) for r in experiment_rounds],
         }

@@ -2,6 +2,7 @@
 
     rows, plans = read_ledger(plan_files, experiments_files)   # in the order given
     history = ledger_history(settings, 3, plan_files, experiments_files)  # what round 3 sees
+    queued_rows(plan)          # a round's kept configs as experiment rows, status queued
 
 Round r's ledger entry is its plan.json (every candidate with its fate, the
 agent log, the shards) and its experiments.jsonl (one row per trained
@@ -9,6 +10,13 @@ config). Both are immutable once the round is collected. The files come
 from the caller (a rule's declared inputs, built by layout.py); every
 document names its campaign and round, which is what is checked here, so a
 missing or misplaced file is an error that names it, never a silent gap.
+
+With a campaign `lag` of k, round r is given the plans of rounds 0 .. r-1
+but the experiments of rounds 0 .. r-1-k only (layout.ledger_rounds): the
+kept configs of the last k rounds enter its history as experiments with
+status `queued`, from their plans, so dedup never proposes a config that is
+still training, and the policies, which learn from finished rows, see the
+results of the rounds read.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.history import History, read_rows
+from .layout import ledger_rounds
 from .settings import CampaignSettings
 
 
@@ -80,15 +89,75 @@ def ledger_history(
     plans: Sequence[str | Path],
     experiments: Sequence[str | Path],
 ) -> History:
-    rows, documents = read_ledger(plans, experiments)
-    check_rounds(documents, settings.name, range(before_round), f"round {before_round}")
-    strays = {(row["campaign"], row["round"]) for row in rows} - {
-        (settings.name, r) for r in range(before_round)
-    }
-    if strays:
-        raise LedgerError(f"round {before_round} of {settings.name!r} was given rows of {strays}")
+    """What round `before_round` sees: the rows of the rounds whose experiments
+    it reads, then the kept configs of the later rounds as queued rows."""
+    plan_rounds, experiment_rounds = ledger_rounds(before_round, settings.lag)
+    what = f"round {before_round} of {settings.name!r}" + (
+        f" (lag {settings.lag})" if settings.lag else ""
+    )
+    documents = [read_json(path) for path in plans]
+    check_rounds(documents, settings.name, plan_rounds, f"round {before_round}")
+    rows = []
+    for path in experiments:
+        rows += _experiment_rows(path, settings.name, experiment_rounds, what)
+    read = documents[: len(experiment_rounds)]
+    _check_results(rows, read, what)
+    queued = [row for plan in documents[len(experiment_rounds) :] for row in queued_rows(plan)]
     proposals = [row for plan in documents for row in plan["rows"]]
-    return History.from_rows(rows, settings.space, proposals=proposals)
+    return History.from_rows(rows + queued, settings.space, proposals=proposals)
+
+
+def _experiment_rows(
+    path: str | Path, campaign: str, rounds: range, what: str
+) -> list[dict[str, Any]]:
+    if not Path(path).exists():
+        raise LedgerError(f"{path}: missing; its round was not collected")
+    rows = read_rows(path)
+    expected = {(campaign, r) for r in rounds}
+    strays = sorted({(row.get("campaign"), row.get("round")) for row in rows} - expected)
+    if strays:
+        raise LedgerError(
+            f"{path}: rows of (campaign, round) {strays}; {what} reads the experiments of "
+            f"{campaign!r} rounds {list(rounds)}"
+        )
+    return rows
+
+
+def _check_results(
+    rows: Sequence[dict[str, Any]], plans: Sequence[dict[str, Any]], what: str
+) -> None:
+    """Every kept config of the rounds read has its row: no experiments file left out."""
+    given = {row["id"] for row in rows}
+    for plan in plans:
+        kept = sorted(row["id"] for row in plan["rows"] if row["fate"] == "kept")
+        missing = [experiment_id for experiment_id in kept if experiment_id not in given]
+        if missing:
+            raise LedgerError(
+                f"{what} reads the experiments of round {plan['round']}, but its kept configs "
+                f"{missing[:3]}{' ...' if len(missing) > 3 else ''} have no row in the "
+                "experiments files given (is its experiments.jsonl among them?)"
+            )
+
+
+def queued_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """A round's kept configs as experiment rows still to train (status queued),
+    in queue order; a row has what History reads of an experiment."""
+    kept = sorted(
+        (row for row in plan["rows"] if row["fate"] == "kept"),
+        key=lambda row: row["queue_position"],
+    )
+    keys = ("id", "agent", "policy", "source", "parent_id", "priority", "config", "fingerprint")
+    return [
+        {
+            **{key: row.get(key) for key in keys},
+            "campaign": plan["campaign"],
+            "round": plan["round"],
+            "settings_overrides": row.get("settings_overrides") or {},
+            "status": "queued",
+            "queued": plan.get("created"),
+        }
+        for row in kept
+    ]
 
 
 def jsonl_text(rows: list[dict[str, Any]]) -> str:

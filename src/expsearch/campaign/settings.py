@@ -8,7 +8,9 @@ A campaign names its agents, its number of rounds, its shards per round,
 its per-round budget and ideas per agent (overriding `agents`), and
 optionally its `fallback` for unused budget (overriding `agents.fallback`;
 in `agent_settings`) and `limits` on the space (a subspace, e.g. small
-models for the embedded default). The campaign's name and round seed the
+models for the embedded default), and its `lag`: how many of the latest
+rounds a proposal may run ahead of (0: every round waits for the results
+of all earlier rounds; see layout.ledger_rounds). The campaign's name and round seed the
 proposals, so a rerun of a round proposes the same configs. Where its
 files live is the layout's business (layout.py), not the settings'.
 """
@@ -33,6 +35,7 @@ class CampaignSettings:
     space: Space
     agent_settings: AgentSettings
     training: TrainSettings
+    lag: int = 0  # rounds whose results a proposal does not wait for (layout.ledger_rounds)
 
     @property
     def plan(self) -> PlanSettings:

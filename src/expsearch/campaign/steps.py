@@ -7,10 +7,13 @@
 
 Every path is an argument (the rules, or the `expsearch round` CLI, take them
 from layout.py); a step reads only the files it is given, plus a shard's own
-`runs` folder. propose reads the ledger of earlier rounds, lets the
-campaign's agents propose (plus self-healing of earlier failures), plans the
-round (sweeps, dedup, budget, the fallback for budget left unused) and
-packs the kept configs into shards; the plan keeps the round's warnings. A
+`runs` folder. propose reads the ledger of earlier rounds (with a campaign
+`lag` of k, the last k rounds only as queued configs: the plan records
+`lag`, `results_of_rounds_before` n, i.e. it saw the results of rounds
+0 .. n-1, and those `queued_rounds`), lets the campaign's agents propose
+(plus self-healing of earlier failures), plans the round (sweeps, dedup,
+budget, the fallback for budget left unused) and packs the kept configs
+into shards; the plan keeps the round's warnings. A
 shard trains its configs one after another in one process (features loaded
 once per backbone), each in runs/<id>/; a config whose metrics.json is
 already there is skipped, so a killed shard resumes; a failed config is
@@ -37,6 +40,7 @@ from ..atomic import atomic_write_text
 from ..clock import utc_now
 from ..features.store import stores_by_name
 from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
+from .layout import ledger_rounds
 from .ledger import LedgerError, jsonl_text, ledger_history, read_json, shard_summaries
 from .settings import CampaignSettings
 from .shards import pack
@@ -65,6 +69,7 @@ def propose_round(
 ) -> dict[str, Any]:
     """Round `round_index`'s plan from the ledger of the rounds before it."""
     history = ledger_history(settings, round_index, ledger_plans, ledger_experiments)
+    read = ledger_rounds(round_index, settings.lag)[1]  # the rounds whose results it saw
     agents = build_agents(
         settings.agents,
         settings.agent_settings,
@@ -88,6 +93,9 @@ def propose_round(
         "campaign": settings.name,
         "round": round_index,
         "created": utc_now(),
+        "lag": settings.lag,
+        "results_of_rounds_before": len(read),
+        "queued_rounds": list(range(len(read), round_index)),
         "rows": plan.rows,
         "agent_log": plan.agent_log,
         "heal_log": healer.log,
