@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import DepthwiseConv1d
+from .dropout import Dropout
+
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse the first lengths[b] steps of each row b of x (B, T, ...); padding stays put.
@@ -86,9 +89,7 @@ class MambaBlock(nn.Module):
         self.in_proj = nn.Linear(width, 2 * self.d_inner, bias=False)
         # Depthwise conv padded by d_conv - 1 on both sides; keeping the first T outputs
         # makes it causal (output t sees inputs t - 3 .. t).
-        self.conv = nn.Conv1d(
-            self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1
-        )
+        self.conv = DepthwiseConv1d(self.d_inner, d_conv, padding=d_conv - 1)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, width, bias=False)
@@ -129,7 +130,7 @@ class BiMambaBlock(nn.Module):
         self.alpha_fwd = nn.Parameter(torch.tensor(0.5))
         self.alpha_bwd = nn.Parameter(torch.tensor(0.5))
         self.norm_out = nn.LayerNorm(width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if mask.shape != x.shape[:2]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .bimamba import BiMambaEncoder
+from .dropout import Dropout
 from .hybrid import HybridEncoder
 from .pooling import POOLINGS, Pooling
 from .retnet import RetNetEncoder
@@ -57,11 +58,11 @@ class ClipClassifier(nn.Module):
             raise ValueError(f"unknown pooling {pooling!r}; expected one of {list(POOLINGS)}")
         # Frozen-backbone features differ in scale between backbones: normalise first.
         self.project = nn.Sequential(
-            nn.LayerNorm(input_dim), nn.Linear(input_dim, width), nn.Dropout(dropout)
+            nn.LayerNorm(input_dim), nn.Linear(input_dim, width), Dropout(dropout)
         )
         self.encoder = ENCODERS[encoder](width, depth, dropout)
         self.pool = Pooling(pooling, width)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 1))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(width, 1))
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x, mask = left_to_right(features, lengths)

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
+
 MIN_HORIZON, MAX_HORIZON = 2.0, 20.0
 ROPE_BASE = 10000.0
 
@@ -135,12 +137,12 @@ class RetentionBlock(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(width, 2 * width),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(2 * width, width),
         )
         nn.init.xavier_uniform_(self.ffn[-1].weight, gain=0.1)
         nn.init.zeros_(self.ffn[-1].bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.retention(self.retention_norm(x), mask))

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bimamba import reverse_valid
+from .conv import DepthwiseConv1d
+from .dropout import Dropout
 
 
 def mlstm_parallel(
@@ -91,7 +93,7 @@ class MLSTMDirection(nn.Module):
         super().__init__()
         self.heads, self.head_dim = heads, inner // heads
         # Causal depthwise conv: pad both sides by d_conv - 1, keep the first T outputs.
-        self.conv = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1)
+        self.conv = DepthwiseConv1d(inner, d_conv, padding=d_conv - 1)
         bound = self.head_dim**-0.5  # nn.Linear's default init for a d -> d map
         self.qkv = nn.Parameter(torch.empty(3, heads, self.head_dim, self.head_dim))
         nn.init.uniform_(self.qkv, -bound, bound)
@@ -133,7 +135,7 @@ class MLSTMBlock(nn.Module):
         self.alpha_fwd = nn.Parameter(torch.tensor(0.5))
         self.alpha_bwd = nn.Parameter(torch.tensor(0.5))
         self.down = nn.Linear(inner, width, bias=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x_m, z = self.up(self.norm(x)).chunk(2, dim=-1)

@@ -43,6 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import DepthwiseConv1d
+from .dropout import Dropout
+
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
 LAYERS_PER_STACK = 2
 KERNEL = 15
@@ -102,8 +105,9 @@ class BiasNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = limit(self.log_scale, -self.log_scale_limit, self.log_scale_limit)
-        rms = ((x - self.bias).pow(2).mean(-1, keepdim=True) + self.eps).sqrt()
-        return x * g.exp() / rms
+        mean_square = (x - self.bias).square().mean(-1, keepdim=True)
+        # One full-size multiply by a per-step factor (not a divide and a multiply).
+        return x * (g.exp() * torch.rsqrt(mean_square + self.eps))
 
 
 class Bypass(nn.Module):
@@ -127,10 +131,15 @@ class Bypass(nn.Module):
         return limit(self.scale, self.scale_min(), 1.0)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.residual(x, y - x)
+
+    def residual(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """forward(x, x + delta) = x + c * delta, in one fused op (a sub-layer's output
+        is its delta, so the block never forms x + delta only to subtract x again)."""
         c = self.effective_scale()
         if self.training:
             self.step += 1
-        return x + c * (y - x)
+        return torch.addcmul(x, c, delta)
 
 
 class Downsample(nn.Module):
@@ -161,7 +170,7 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.rel_bias = nn.Parameter(torch.zeros(heads, 2 * MAX_REL + 1))
         self.out = small_linear(width, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, steps, width = x.shape
@@ -181,9 +190,9 @@ class ConvModule(nn.Module):
     def __init__(self, width: int, kernel: int, dropout: float):
         super().__init__()
         self.in_proj = nn.Linear(width, 2 * width)
-        self.depthwise = nn.Conv1d(width, width, kernel, padding=kernel // 2, groups=width)
+        self.depthwise = DepthwiseConv1d(width, kernel, padding=kernel // 2)
         self.out = small_linear(width, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = F.glu(self.in_proj(x), dim=-1).masked_fill(~mask.unsqueeze(-1), 0.0)
@@ -196,7 +205,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.hidden = nn.Linear(width, FF_MULT * width)
         self.out = small_linear(FF_MULT * width, width)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.out(self.dropout(swoosh_l(self.hidden(x)))))
@@ -220,7 +229,7 @@ class ZipformerBlock(nn.Module):
             self.ff,
         )
         for norm, bypass, sublayer in zip(self.norms, self.bypasses, sublayers, strict=True):
-            x = bypass(x, x + sublayer(norm(x)))
+            x = bypass.residual(x, sublayer(norm(x)))  # = bypass(x, x + sublayer(norm(x)))
         return x
 
 

@@ -9,7 +9,9 @@ The learning rate rises linearly over the first warmup_fraction of the steps
 [0, 1] of the post-warm-up steps: cosine 0.5 (1 + cos(pi p)), linear 1 - p,
 step 0.1 ** (milestones passed) with milestones at p = 0.5 and 0.75.
 Weight decay (decoupled, as AdamW) applies to matrices only; biases and
-normalisation gains are not decayed.
+normalisation gains are not decayed. The optimiser is torch's fused AdamW
+(one kernel per parameter group, on CPU and CUDA): on a CPU the default
+per-tensor loop cost a third of a width-64 RetNet's training step.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def make_optimizer(
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)
     warmup = max(1, round(warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, warmup, schedule)

@@ -1,0 +1,51 @@
+"""Dropout whose CPU masks cost a third of torch's, with the same semantics.
+
+    drop = Dropout(0.1)      # drop-in for nn.Dropout in every encoder and the classifier
+    y = drop(x)              # training: zero each element with probability p, scale by 1/(1-p)
+
+Why: on a CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs about
+10 ns per element on one thread, more than the matmuls of a width-64 model:
+in `make bench`'s step profile it was 14-40 % of a training step. Here a CPU
+mask comes from 16-bit integers of NumPy's PCG64 (about 2 ns per element):
+an element is kept when its draw is >= round(p * 65536), so p is applied to
+within 1/65536 and the kept elements are scaled by exactly 1 / (1 - p), as
+torch does. On any other device (CUDA: a fused kernel) it is `F.dropout`.
+
+Determinism: each module's generator is seeded at construction with a draw
+from torch's global generator, so `torch.manual_seed(s)` before building a
+model fixes its weights and every mask, as it did with `nn.Dropout`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEVELS = 65536  # resolution of p: draws are uint16
+
+
+class Dropout(nn.Module):
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.threshold = round(self.p * LEVELS) - LEVELS // 2  # on the draws as int16
+        seed = int(torch.randint(0, 2**62, ()))
+        self.rng = np.random.default_rng(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or self.p == 1.0:
+            return F.dropout(x, self.p, training=True)
+        draws = self.rng.integers(0, LEVELS, x.shape, dtype=np.uint16).view(np.int16)
+        keep = torch.from_numpy(draws) >= self.threshold
+        # One float mask that already holds the scale: autograd saves it and the
+        # backward is a single multiply, like the fused native op.
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,89 @@
+"""The fast CPU paths the encoders use: Dropout's masks and the Toeplitz depthwise conv."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
+from expsearch.models.dropout import Dropout
+
+
+def test_dropout_drops_p_of_the_elements_and_scales_the_rest_exactly():
+    torch.manual_seed(0)
+    p, n = 0.3, 400_000
+    drop = Dropout(p).train()
+    y = drop(torch.ones(n))
+    dropped = float((y == 0).float().mean())
+    # Binomial standard error of the dropped share: a real bias of 0.2 % would fail.
+    assert abs(dropped - p) < 5 * math.sqrt(p * (1 - p) / n)
+    kept = y[y != 0]
+    assert torch.equal(kept, torch.full_like(kept, 1 / (1 - p)))
+
+
+def test_dropout_is_the_identity_in_eval_mode_and_at_zero():
+    x = torch.randn(8, 5, 3)
+    assert torch.equal(Dropout(0.4).eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+
+
+def test_dropout_masks_follow_the_torch_seed_and_differ_between_modules():
+    def masks(seed):
+        torch.manual_seed(seed)
+        a, b = Dropout(0.5).train(), Dropout(0.5).train()
+        x = torch.ones(1000)
+        return a(x), a(x), b(x)
+
+    first, again, other = masks(0)
+    assert torch.equal(first, masks(0)[0]) and torch.equal(other, masks(0)[2])
+    assert not torch.equal(first, again)  # a new mask per call
+    assert not torch.equal(first, other)  # and per module
+    assert not torch.equal(first, masks(1)[0])
+
+
+def test_dropout_gradient_is_the_mask_times_the_scale():
+    torch.manual_seed(0)
+    x = torch.randn(64, 7, requires_grad=True)
+    y = Dropout(0.25).train()(x)
+    y.sum().backward()
+    expected = (y.detach() != 0).float() / 0.75
+    assert torch.equal(x.grad, expected)
+
+
+def test_dropout_refuses_a_probability_outside_0_1():
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.5)
+
+
+@pytest.mark.parametrize("kernel,padding", [(4, 3), (15, 7), (3, 1), (7, 3)])
+@pytest.mark.parametrize("steps", [1, 5, 30, TOEPLITZ_MAX_STEPS + 6])
+def test_depthwise_conv_equals_the_native_convolution(kernel, padding, steps):
+    torch.manual_seed(0)
+    conv = DepthwiseConv1d(12, kernel, padding=padding)
+    x = torch.randn(3, 12, steps, requires_grad=True)
+    ours = conv(x)
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    ours_grads = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
+    for tensor in (x, conv.weight, conv.bias):
+        tensor.grad = None
+    native = native_depthwise(conv, x)
+    native.backward(grad)
+    assert ours.shape == (3, 12, steps)
+    torch.testing.assert_close(ours, native, rtol=1e-5, atol=1e-5)
+    for got, want in zip(ours_grads, [x.grad, conv.weight.grad, conv.bias.grad], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv_is_a_conv1d_with_its_parameters_and_init():
+    torch.manual_seed(3)
+    ours = DepthwiseConv1d(8, 4, padding=3)
+    torch.manual_seed(3)
+    plain = nn.Conv1d(8, 8, 4, groups=8, padding=3)
+    assert ours.state_dict().keys() == plain.state_dict().keys()
+    for key, value in plain.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value)
