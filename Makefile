@@ -2,6 +2,7 @@
 # make test   the test suite (what .ci/run calls)
 # make bench  benchmarks; results go to results/bench/
 # make lint   ruff + snakemake --lint
+# make thousand  1,024 experiments of the embedded subspace (profiles/thousand; < 2 h on 2 cores)
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -9,7 +10,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install clean thousand
 
 install: $(STAMP)
 
@@ -24,6 +25,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	snakemake --workflow-profile profiles/default
+
+thousand: $(STAMP)
+	snakemake --workflow-profile profiles/default --profile profiles/thousand
 
 test: $(STAMP)
 	pytest
