@@ -193,6 +193,7 @@ def campaign_settings(params: Mapping[str, Any], name: str) -> CampaignSettings:
         ),
         training=training_settings(params["training"]),
         lag=int(raw.get("lag", 0)),
+        streams=int(section.get("streams", 1)),
     )
 
 

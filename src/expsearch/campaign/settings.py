@@ -36,6 +36,7 @@ class CampaignSettings:
     agent_settings: AgentSettings
     training: TrainSettings
     lag: int = 0  # rounds whose results a proposal does not wait for (layout.ledger_rounds)
+    streams: int = 1  # configs a shard trains at once on its device (training.concurrent)
 
     @property
     def plan(self) -> PlanSettings:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ from ..agents.registry import build_agents, build_fallback, build_healer
 from ..atomic import atomic_write_text
 from ..clock import utc_now
 from ..features.store import stores_by_name
+from ..training.concurrent import run_concurrently
 from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
 from .layout import ledger_rounds
 from .ledger import LedgerError, jsonl_text, ledger_history, read_json, shard_summaries
@@ -147,10 +149,14 @@ def run_shard(
     rows = {row["id"]: row for row in document["rows"]}
     ids = document["shards"][shard] if shard < len(document["shards"]) else []
     train = settings.training
-    tasks = TaskCache(stores_by_name(stores), manifest, clips, train.torch_device())
+    device = train.torch_device()
+    tasks = TaskCache(stores_by_name(stores), manifest, clips, device)
     started, start = utc_now(), time.perf_counter()
-    results = []
-    for number, experiment_id in enumerate(ids, start=1):
+    done = 0
+    done_lock = threading.Lock()
+
+    def train_one(experiment_id: str) -> dict[str, Any]:
+        nonlocal done
         run_dir = Path(runs) / experiment_id
         metrics = _finished_metrics(run_dir)
         resumed = metrics is not None
@@ -167,22 +173,24 @@ def run_shard(
             f"val AP {metrics['val_ap']:.3f}" if metrics["status"] == "ok"
             else f"failed ({metrics['error_class']})"
         )  # fmt: skip
-        log(
-            f"[{settings.name} round {round_index} shard {shard}] {number}/{len(ids)} "
-            f"{experiment_id}: {outcome}{' (done earlier)' if resumed else ''}"
-            f" in {metrics['seconds']:.1f} s"
-        )
-        results.append(
-            {
-                "id": experiment_id,
-                "status": metrics["status"],
-                "error_class": metrics["error_class"],
-                "seconds": metrics["seconds"],
-                "resumed": resumed,
-                "metrics": metrics,
-                "trace": _trace_tail(run_dir),
-            }
-        )
+        with done_lock:
+            done += 1
+            log(
+                f"[{settings.name} round {round_index} shard {shard}] {done}/{len(ids)} "
+                f"{experiment_id}: {outcome}{' (done earlier)' if resumed else ''}"
+                f" in {metrics['seconds']:.1f} s"
+            )
+        return {
+            "id": experiment_id,
+            "status": metrics["status"],
+            "error_class": metrics["error_class"],
+            "seconds": metrics["seconds"],
+            "resumed": resumed,
+            "metrics": metrics,
+            "trace": _trace_tail(run_dir),
+        }
+
+    results = run_concurrently(ids, train_one, streams=settings.streams, device=device)
     summary = {
         "campaign": settings.name,
         "round": round_index,
@@ -190,7 +198,8 @@ def run_shard(
         "started": started,
         "finished": utc_now(),
         "seconds": round(time.perf_counter() - start, 3),
-        "device": str(train.torch_device()),
+        "streams": settings.streams,
+        "device": str(device),
         # Where the job ran, when a scheduler says so (SLURM sets these).
         "slurm": {key: os.environ.get(key) for key in SLURM_KEYS},
         "results": results,
@@ -214,6 +223,11 @@ def collect_round(
     )
     shard_of = {eid: s for s, ids in enumerate(document["shards"]) for eid in ids}
     results = {result["id"]: result for summary in summaries for result in summary["results"]}
+    share = {
+        result["id"]: _device_share(summary)
+        for summary in summaries
+        for result in summary["results"]
+    }
     kept = [row for row in document["rows"] if row["fate"] == "kept"]
     llm_cost = _llm_shares(document, kept)
     experiments = []
@@ -239,13 +253,25 @@ def collect_round(
                 "error": metrics.get("error"),
                 "trace": result.get("trace"),
                 **{key: metrics.get(key) for key in FROM_METRICS},
-                "device_seconds": metrics.get("seconds"),
+                "device_seconds": _scaled(metrics.get("seconds"), share.get(row["id"], 1.0)),
                 "queued": document["created"],
                 **llm_cost.get(row["id"], NO_LLM),
             }
         )
     atomic_write_text(out, jsonl_text(experiments))
     return experiments
+
+
+def _device_share(summary: Mapping[str, Any]) -> float:
+    """The share of a config's wall time that was its own device time: 1 when
+    the shard trained one config at a time; with streams > 1 the configs'
+    wall times overlap, and the shard's device time is split in proportion."""
+    trained = sum(r["seconds"] or 0.0 for r in summary["results"] if not r.get("resumed"))
+    return min(1.0, summary["seconds"] / trained) if trained > 0 else 1.0
+
+
+def _scaled(seconds: float | None, share: float) -> float | None:
+    return None if seconds is None else round(seconds * share, 3)
 
 
 def _llm_shares(plan: Mapping[str, Any], kept: list[dict[str, Any]]) -> dict[str, dict]:

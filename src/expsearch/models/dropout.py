@@ -11,7 +11,12 @@ an element is kept when its draw is >= round(p * 65536), so p is applied to
 within 1/65536 and the kept elements are scaled by exactly 1 / (1 - p), as
 torch does. On any other device (CUDA: a fused kernel) it is `F.dropout`.
 
-Determinism: each module's generator is seeded at construction with a draw
+On other devices (CUDA) the mask is `bernoulli_` with the module's own
+torch.Generator on that device, not the global one that `F.dropout` draws
+from: configs trained side by side in one process (training.concurrent)
+then draw exactly the masks they would draw alone.
+
+Determinism: each module's generators are seeded at construction with a draw
 from torch's global generator, so `torch.manual_seed(s)` before building a
 model fixes its weights and every mask, as it did with `nn.Dropout`.
 """
@@ -33,14 +38,21 @@ class Dropout(nn.Module):
             raise ValueError(f"dropout probability must be in [0, 1], got {p}")
         self.p = float(p)
         self.threshold = round(self.p * LEVELS) - LEVELS // 2  # on the draws as int16
-        seed = int(torch.randint(0, 2**62, ()))
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(torch.randint(0, 2**62, ()))
+        self.rng = np.random.default_rng(self.seed)
+        self.generators: dict[torch.device, torch.Generator] = {}  # per device, made on first use
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.p == 1.0:
+        if self.p == 1.0:
             return F.dropout(x, self.p, training=True)
+        if x.device.type != "cpu":
+            if x.device not in self.generators:
+                generator = torch.Generator(device=x.device).manual_seed(self.seed)
+                self.generators[x.device] = generator
+            keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generators[x.device])
+            return x * keep.mul_(1.0 / (1.0 - self.p))
         draws = self.rng.integers(0, LEVELS, x.shape, dtype=np.uint16).view(np.int16)
         keep = torch.from_numpy(draws) >= self.threshold
         # One float mask that already holds the scale: autograd saves it and the

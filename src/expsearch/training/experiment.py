@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import resource
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -59,17 +60,21 @@ class TaskCache:
         self.stores, self.manifest, self.clips = dict(stores), manifest, clips
         self.device = torch.device(device)
         self._tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()  # configs trained side by side share the cache
 
     def __call__(self, backbone: str) -> Task:
-        if backbone not in self._tasks:
-            if backbone not in self.stores:
-                raise StoreError(
-                    f"no feature store for backbone {backbone!r}; stores: {sorted(self.stores)}"
-                )
-            self._tasks[backbone] = load_task(
-                self.stores[backbone], self.manifest, self.clips, self.device
-            )
-        return self._tasks[backbone]
+        with self._lock:
+            if backbone not in self._tasks:
+                if backbone not in self.stores:
+                    raise StoreError(
+                        f"no feature store for backbone {backbone!r}; stores: {sorted(self.stores)}"
+                    )
+                task = load_task(self.stores[backbone], self.manifest, self.clips, self.device)
+                if self.device.type == "cuda":
+                    # Copied on this thread's stream; other streams read it from now on.
+                    torch.cuda.synchronize(self.device)
+                self._tasks[backbone] = task
+            return self._tasks[backbone]
 
 
 def classify(error: BaseException) -> str:

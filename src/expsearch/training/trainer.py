@@ -16,6 +16,7 @@ keeps the GPU free of per-step synchronisation).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from .losses import make_loss
 from .metrics import average_precision, mean_over_horizons, roc_auc
 from .optim import make_optimizer
 from .settings import TrainSettings
+
+INIT_LOCK = threading.Lock()  # held while seeding torch and building a model
 
 
 class TrainingFailure(RuntimeError):
@@ -211,15 +214,19 @@ def _prepare_run(c: RecordedConfig, task: Task, settings: TrainSettings) -> _Run
             f"config backbone {c['backbone']!r} but the task's store is {task.backbone!r}"
         )
     device = task.train.features.device
-    torch.manual_seed(settings.seed)  # the model's initial weights
-    model = ClipClassifier(
-        task.width,
-        c["encoder"],
-        c["pooling"],
-        int(c["width"]),
-        int(c["depth"]),
-        float(c["dropout"]),
-    ).to(device)
+    # Seeding and building under one lock: configs trained side by side in
+    # threads (training.concurrent) share torch's global generator.
+    with INIT_LOCK:
+        torch.manual_seed(settings.seed)  # the model's initial weights and dropout seeds
+        model = ClipClassifier(
+            task.width,
+            c["encoder"],
+            c["pooling"],
+            int(c["width"]),
+            int(c["depth"]),
+            float(c["dropout"]),
+        )
+    model = model.to(device)
     loss_fn, _ = make_loss(c)
     sampler = EpochSampler(
         task.train.targets, float(c["oversample_ratio"]), int(c["batch_size"]), settings.seed
