@@ -55,11 +55,11 @@ def one_thread():
 
 
 def test_configs_trained_side_by_side_get_exactly_the_metrics_they_get_alone(
-    campaign_params,
-    layout,
+    campaign_params,  # noqa: F811 (the fixture imported above)
+    layout,  # noqa: F811
     task_files,
     tmp_path,
-    one_thread,  # noqa: F811
+    one_thread,
 ):
     campaign_params["campaign"]["campaigns"]["tiny"].update(
         agents=["random"], shards=1, budget_per_round=3, ideas_per_agent=3
