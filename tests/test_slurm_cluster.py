@@ -48,7 +48,9 @@ def slurm_env():
 def cluster_sized(repo: Path) -> None:
     """Jobs that fit the one node (2 CPUs, the machine's memory)."""
     params = load_yaml_file(repo / "params.yaml")
-    for resources in (params["features"]["resources"], *params["campaign"]["resources"].values()):
+    features, campaign = params["features"], params["campaign"]
+    for resources in (features["resources"], features["decode_resources"],
+                      *campaign["resources"].values()):  # fmt: skip
         resources.update(mem_mb=1500, cpus=1, runtime=30)
     (repo / "params.yaml").write_text(dump_yaml(params))
 

@@ -64,7 +64,8 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
            if line.startswith("rule ") or line.startswith("localrule ")} - {"all"}  # fmt: skip
     assert {record["rule"] for record in records} == ran  # every script logs and is audited
     assert [problem for record in records for problem in undeclared_access(record)] == []
-    assert len(list((repo / "results/benchmarks").rglob("*.tsv"))) == 2 + 2  # extractions, shards
+    benchmarks = [path.stem for path in (repo / "results/benchmarks").rglob("*.tsv")]
+    assert len(benchmarks) == 1 + 2 + 2 and "decode_frames" in benchmarks  # + extractions, shards
     manifest = load_manifest(
         repo / "results/split/manifest.json", repo / "results/data/synthetic/train.csv"
     )
@@ -200,7 +201,8 @@ def test_slurm_profile_dry_run_builds_the_dag(repo):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    for rule in ("space_summary", "synthesize", "split", "extract_features", "fuse_features",
+    for rule in ("space_summary", "synthesize", "split", "decode_frames", "extract_features",
+                 "fuse_features",
                  "propose", "shard", "collect", "dataset", "analysis_baselines",
                  "analysis_convergence", "analysis_dynamics", "analysis_variance",
                  "analysis_cost"):  # fmt: skip
@@ -208,6 +210,40 @@ def test_slurm_profile_dry_run_builds_the_dag(repo):
     shard = run.stdout[run.stdout.index("rule shard:") :]
     resources = next(line for line in shard.splitlines() if "resources:" in line)
     assert "slurm_partition=gpu" in resources and "gpu=1" in resources
+
+
+@pytest.mark.parametrize("decode", ["shared", "per_backbone"])
+def test_extractions_read_the_frames_cache_or_the_videos(repo, decode):
+    """Shared: one decode_frames job reads the videos, each extraction its size's
+    array of the cache. Per backbone: each extraction reads the videos."""
+    small(repo)
+    params = load_yaml_file(repo / "params.yaml")
+    params["features"]["decode"] = decode
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    run = snakemake(repo, "results/features/vjepa2_dinov2/index.json", "--dry-run")
+    assert run.returncode == 0, run.stderr
+    jobs: dict[str, list[str]] = {}  # rule -> the input line of each of its jobs
+    for block in run.stdout.split("\n\n"):  # one job: [time], rule NAME:, input: ...
+        lines = block.strip().splitlines()
+        rule = [
+            line.split()[1].rstrip(":")
+            for line in lines
+            if line.startswith(("rule ", "localrule "))
+        ]
+        inputs = [line for line in lines if line.strip().startswith("input:")]
+        if rule:
+            jobs.setdefault(rule[0], []).append("".join(inputs))
+    videos = "results/data/synthetic/videos"
+    extractions = jobs["extract_features"]
+    assert len(extractions) == 2
+    if decode == "shared":
+        assert len(jobs["decode_frames"]) == 1 and videos in jobs["decode_frames"][0]
+        assert all("results/frames/index.json" in line and videos not in line
+                   for line in extractions)  # fmt: skip
+        assert sorted("frames-56.npy" in line for line in extractions) == [False, True]
+    else:
+        assert "decode_frames" not in jobs
+        assert all(videos in line and "results/frames" not in line for line in extractions)
 
 
 def test_conda_env_pins_match_pyproject():

@@ -9,8 +9,11 @@
     expsearch data synth --out DIR [--n N --seed S --variant NAME --duration S --workers W
                               --noise --lighting --speed --occlusion --positive-fraction]
     expsearch data split [--params FILE] [--source ... --root ... --seed ...] --out DIR
+    expsearch features decode --clips CSV --manifest JSON --labels CSV --out DIR [--workers N]
+                                                     the decoded-frames cache of every clip
     expsearch features extract --backbone NAME --weights random|pretrained
-                               --clips CSV --manifest JSON --labels CSV --out DIR [...]
+                               --clips CSV --manifest JSON --labels CSV --out DIR
+                               [--frames CACHE_DIR] [...]
     expsearch features fuse --name NAME --out DIR STORE_DIR STORE_DIR [...]
     expsearch features info STORE_DIR
     expsearch train CONFIG.yaml [--features DIR] [--split MANIFEST] --out DIR [--clips CSV]
@@ -158,6 +161,25 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features_decode(args: argparse.Namespace) -> int:
+    from .features.frames import frame_plan
+    from .jobs import decode_frames
+
+    params = load_params(args.params)
+    data, features = params["data"], params["features"]
+    decode_frames(
+        frame_plan(features["backbones"], args.weights or features["weights"]),
+        fps=args.fps or float(data["fps"]),
+        window_s=args.window_s or float(data["window_s"]),
+        clips=args.clips,
+        manifest=args.manifest,
+        labels=args.labels,
+        out=args.out,
+        workers=args.workers,
+    )
+    return 0
+
+
 def cmd_features_extract(args: argparse.Namespace) -> int:
     from .jobs import extract_features
     from .settings import data_settings, feature_settings
@@ -182,6 +204,7 @@ def cmd_features_extract(args: argparse.Namespace) -> int:
         manifest=args.manifest,
         labels=args.labels,
         out=args.out,
+        frames=args.frames,
     )
     return 0
 
@@ -467,7 +490,23 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--batch-size", type=int)
     extract.add_argument("--device", help="auto | cpu | cuda[:N]")
     extract.add_argument("--seed", type=int)
+    extract.add_argument(
+        "--frames", help="decoded-frames cache from `features decode` (default: the videos)"
+    )
     extract.set_defaults(func=cmd_features_extract)
+    decode = features.add_parser(
+        "decode", help="decode every clip's window once, for all backbones of params"
+    )
+    decode.add_argument("--params", default="params.yaml")
+    decode.add_argument("--weights", choices=["random", "pretrained"])
+    decode.add_argument("--clips", required=True, help="clips.csv from `data split`")
+    decode.add_argument("--manifest", required=True, help="manifest.json from `data split`")
+    decode.add_argument("--labels", required=True, help="the labels CSV the manifest was made from")
+    decode.add_argument("--out", required=True, help="cache folder")
+    decode.add_argument("--fps", type=float)
+    decode.add_argument("--window-s", type=float)
+    decode.add_argument("--workers", type=int, default=2, help="threads decoding clips")
+    decode.set_defaults(func=cmd_features_decode)
     fuse = features.add_parser("fuse", help="concatenate stores per step")
     fuse.add_argument("--name", required=True)
     fuse.add_argument("--out", required=True)

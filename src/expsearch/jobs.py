@@ -2,8 +2,12 @@
 
     synthesize(settings.synthetic, root="results/data/synthetic")
     split_clips(data, labels=..., videos=..., clips=..., manifest=...)
+    decode_frames(features.frames.frame_plan(features.backbones, features.weights),
+                  fps=5, window_s=6.0, clips=..., manifest=..., labels=...,
+                  out="results/frames/index.json", workers=8)
     extract_features("vjepa2", data, features, clips=..., manifest=..., labels=...,
-                     out="results/features/vjepa2/index.json", workers=2)
+                     out="results/features/vjepa2/index.json", workers=2,
+                     frames="results/frames/index.json")   # or None: decode the videos
     fuse_features("vjepa2_dinov2", ["results/features/vjepa2/index.json", ...], out=...)
 
 The workflow scripts (workflow/scripts/) and the `expsearch` CLI call these
@@ -16,7 +20,7 @@ campaign.dataset) already take settings and paths.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +96,39 @@ def split_clips(
     )
 
 
+def decode_frames(
+    plan: Mapping[Any, Sequence[int]],
+    *,
+    fps: float,
+    window_s: float,
+    clips: str | Path,
+    manifest: str | Path,
+    labels: str | Path,
+    out: str | Path,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The decoded-frames cache (`out`: its folder or index.json) of every clip of
+    the table, for `plan` ({input size: frames per step}, `features.frames.frame_plan`):
+    it takes only what the frames depend on, so that changing another features
+    setting does not make the workflow decode again."""
+    from .data.sources import read_clip_table
+    from .data.splits import load_manifest
+    from .features.frames import decode_frames as decode
+
+    checked = load_manifest(manifest, labels_file=labels)
+    return decode(
+        read_clip_table(clips),
+        out,
+        plan,
+        fps=fps,
+        window_s=window_s,
+        workers=max(1, workers),
+        labels_sha256=checked.labels_sha256,
+        progress=progress,
+    )
+
+
 def extract_features(
     backbone: str,
     data: DataSettings,
@@ -102,9 +139,12 @@ def extract_features(
     labels: str | Path,
     out: str | Path,
     workers: int = 2,
+    frames: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """One backbone's store (`out`: its folder or index.json) for every clip of the table."""
+    """One backbone's store (`out`: its folder or index.json) for every clip of the
+    table, from the decoded-frames cache `frames` (its folder or index.json) or,
+    without one, from the videos."""
     from .data.sources import read_clip_table
     from .data.splits import load_manifest
     from .features.extract import extract_store
@@ -124,6 +164,7 @@ def extract_features(
         labels_sha256=checked.labels_sha256,
         decode_workers=max(1, workers),
         max_skipped_fraction=features.max_skipped_fraction,
+        frames=frames,
         progress=progress,
     )
 

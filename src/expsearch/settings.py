@@ -75,6 +75,8 @@ class FeatureSettings:
     device: str
     seed: int
     max_skipped_fraction: float  # of the clips; more skipped fails the extraction
+    decode: str  # shared: read the decoded-frames cache | per_backbone: decode the videos
+    frames_root: str  # folder of the decoded-frames cache (features.frames)
 
 
 def synth_settings(synthetic: Mapping[str, Any]) -> SynthSettings:
@@ -115,6 +117,8 @@ def feature_settings(features: Mapping[str, Any]) -> FeatureSettings:
         device=str(features["device"]),
         seed=int(features["seed"]),
         max_skipped_fraction=float(features["max_skipped_fraction"]),
+        decode=str(features["decode"]),
+        frames_root=str(features["frames_root"]),
     )
 
 

@@ -16,6 +16,8 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
+from expsearch.features.frames import frame_files, frame_plan, frames_file
+from expsearch.features.specs import input_size
 from expsearch.features.store import skipped_file, store_files
 from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
@@ -47,6 +49,24 @@ STORE_NAMES = [*FEATURES["backbones"], *FEATURES["fusions"]]
 
 
 STORE_FILES = [path for name in STORE_NAMES for path in store_files(FEATURES["root"], name)]
+# The shared decoded-frames cache (features.decode: shared): every clip's window
+# decoded once, one array per input size of the backbones ({size: frames per step}).
+FRAME_PLAN = frame_plan(FEATURES["backbones"], FEATURES["weights"])
+FRAMES = frame_files(FEATURES["frames_root"], FRAME_PLAN)
+# What reads the videos: the decoding job, or each extraction (per_backbone).
+VIDEO_INPUTS = {
+    "videos": VIDEOS,
+    **{f"competition_{key}": path for key, path in COMPETITION.items()},
+}
+
+
+def extraction_inputs(wildcards):
+    """What an extraction reads besides the clip table: the frames cache's index
+    and the array at its backbone's input size, or (per_backbone) the videos."""
+    if FEATURES["decode"] == "per_backbone":
+        return VIDEO_INPUTS
+    size = input_size(wildcards.backbone, FEATURES["weights"])
+    return {"frames": FRAMES["index"], "frames_array": frames_file(FEATURES["frames_root"], size)}
 
 
 def fusion_parts(wildcards):

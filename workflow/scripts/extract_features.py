@@ -1,4 +1,5 @@
-"""Extract the feature store of one backbone for every clip."""
+"""Extract the feature store of one backbone for every clip (from the frames cache
+when its rule declares one, else from the videos)."""
 
 from expsearch.joblog import job_log
 
@@ -15,5 +16,6 @@ with job_log(snakemake):
         labels=snakemake.input.labels,
         out=snakemake.output.index,
         workers=snakemake.threads,
+        frames=snakemake.input.get("frames"),
     )
     print(f"{len(index['clip_ids'])} clips x {index['width']} features")

@@ -5,11 +5,13 @@
     feats = bb.encode(frames)  # uint8 (B, T, H, W, 3) -> float32 (B, T // k, bb.width)
 
 where k = bb.frames_per_step. Frames of any size are resized (squashed, not cropped) to
-bb.input_size square, scaled to [0,1] and normalised as the weights expect; on CUDA the
-forward pass runs under bf16 autocast.
+bb.input_size square (`squash`), scaled to [0,1] and normalised as the weights expect;
+frames already at that size are used as they are. On CUDA the forward pass runs under
+bf16 autocast. `squash_uint8` is the same resize rounded back to uint8: the shared
+decoded-frames cache (`features.frames`) stores frames resized that way.
 
-`BACKBONES` holds the paper's six backbones. Each one is built from its real
-transformers class in one of two ways:
+`BACKBONES` (defined in `features.specs`, which needs no torch) holds the paper's six
+backbones. Each one is built from its real transformers class in one of two ways:
 
 - weights="pretrained": `XModel.from_pretrained(spec.hf_id)` (the cluster path; needs the
   checkpoint in the Hugging Face cache or network access).
@@ -26,97 +28,30 @@ step consumes 2 frames (`frames_per_step = 2`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-HALF = (0.5, 0.5, 0.5)  # SigLIP normalises [0,1] RGB to [-1,1]
+from .specs import BACKBONES, HALF, IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, input_size
+
+__all__ = [
+    "BACKBONES",
+    "HALF",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Backbone",
+    "BackboneSpec",
+    "build_backbone",
+    "input_size",
+    "squash",
+    "squash_uint8",
+    "to_pixels",
+]
 
 # Images per forward pass (whole clips are kept together): bounds GPU memory for long
 # windows while still batching the short clips of a laptop run into one call.
 CHUNK_FRAMES = 256
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    hf_id: str  # Hugging Face model id of the pretrained checkpoint (transformers, not timm)
-    width: int  # feature width with pretrained weights
-    frames_per_step: int  # frames consumed per output step: 2 for vjepa2, 1 for frame models
-    input_size: int  # square input resolution the pretrained model expects
-    mean: tuple[float, float, float]  # normalisation of [0,1] RGB
-    std: tuple[float, float, float]
-    model_class: str  # transformers class, used for both pretrained and random weights
-    config_class: str  # its config class, for the tiny random-weight config
-    video: bool = False  # True: one forward over the whole clip; False: frame by frame
-    tiny: Mapping[str, Any] = field(default_factory=dict, hash=False)  # tiny config kwargs
-
-
-# fmt: off
-# Columns: name, pretrained id, pretrained width, frames per step, pretrained input size,
-# normalisation, transformers classes, then the tiny random-weight config.
-BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in [
-    BackboneSpec(
-        "vjepa2", "facebook/vjepa2-vitl-fpc64-256", 1024, 2, 256, IMAGENET_MEAN, IMAGENET_STD,
-        "VJEPA2Model", "VJEPA2Config", video=True,
-        # The predictor is never run (skip_predictor=True) but is always built: keep it small.
-        tiny=dict(crop_size=64, frames_per_clip=16, hidden_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, pred_hidden_size=32, pred_num_hidden_layers=1,
-                  pred_num_attention_heads=4, num_pooler_layers=1),
-    ),
-    BackboneSpec(
-        "dinov2_b", "facebook/dinov2-base", 768, 1, 224, IMAGENET_MEAN, IMAGENET_STD,
-        "Dinov2Model", "Dinov2Config",
-        # Patch 14, so 56 px (4 x 4 patches) rather than 64.
-        tiny=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, image_size=56,
-                  patch_size=14),
-    ),
-    BackboneSpec(
-        "dinov3_b", "facebook/dinov3-vitb16-pretrain-lvd1689m", 768, 1, 224,
-        IMAGENET_MEAN, IMAGENET_STD, "DINOv3ViTModel", "DINOv3ViTConfig",
-        tiny=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                  num_attention_heads=4, image_size=64, patch_size=16, num_register_tokens=4),
-    ),
-    BackboneSpec(
-        "dinov3_l", "facebook/dinov3-vitl16-pretrain-lvd1689m", 1024, 1, 224,
-        IMAGENET_MEAN, IMAGENET_STD, "DINOv3ViTModel", "DINOv3ViTConfig",
-        # Wider than dinov3_b's tiny config so that the two stay distinct models.
-        tiny=dict(hidden_size=96, intermediate_size=384, num_hidden_layers=2,
-                  num_attention_heads=4, image_size=64, patch_size=16, num_register_tokens=4),
-    ),
-    # The fixed-resolution SigLIP 2 checkpoints ("-patch16-224", ...) are stored as SigLIP v1
-    # models (model_type "siglip", Conv2d patch embedding, learned 14 x 14 position table) and
-    # load with SiglipVisionModel on plain pixel_values. Only the "-naflex" checkpoints are
-    # Siglip2VisionModel, whose nn.Linear patch embedding takes pre-patchified pixels plus
-    # pixel_attention_mask and spatial_shapes. Evidence: the installed modeling_siglip2.py
-    # (Siglip2VisionEmbeddings), transformers' convert_siglip2_to_hf.py (converts only
-    # "siglip2-base-patch-16-naflex"), the SigLIP 2 docs ("FixRes ... backwards compatible
-    # with SigLIP"), and transformers issue #36845: Siglip2VisionModel.from_pretrained on
-    # google/siglip2-so400m-patch14-384 warns "You are using a model of type
-    # siglip_vision_model to instantiate a model of type siglip2_vision_model" and then fails
-    # to load the state dict.
-    BackboneSpec(
-        "siglip2", "google/siglip2-base-patch16-224", 768, 1, 224, HALF, HALF,
-        "SiglipVisionModel", "SiglipVisionConfig",
-        tiny=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                  num_attention_heads=4, image_size=64, patch_size=16),
-    ),
-    # ConvNeXt-B pretrained on ImageNet-22k only (no 1k fine-tuning, so less tied to the 1k
-    # classes): the transformers port of the ConvNeXt authors' weights, the same network as
-    # timm "convnext_base.fb_in22k". Pooled width = last stage width = 1024.
-    BackboneSpec(
-        "convnext", "facebook/convnext-base-224-22k", 1024, 1, 224, IMAGENET_MEAN, IMAGENET_STD,
-        "ConvNextModel", "ConvNextConfig",
-        tiny=dict(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1], image_size=64),
-    ),
-]}
-# fmt: on
 
 
 def _width(config) -> int:
@@ -127,6 +62,39 @@ def _width(config) -> int:
 def _native_size(config) -> int:
     # V-JEPA 2 ties its RoPE grid to crop_size; the ViTs' position tables to image_size.
     return int(getattr(config, "crop_size", None) or config.image_size)
+
+
+def to_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> contiguous float32 (B*T, 3, H, W) in [0, 1]."""
+    b, t, h, w, _ = frames.shape
+    return frames.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float() / 255
+
+
+def squash(x: torch.Tensor, size: int) -> torch.Tensor:
+    """float (N, 3, H, W) -> (N, 3, size, size): the backbones' resize (squashed, not
+    cropped; antialiased bilinear). Every image is resized on its own, so the result of
+    one frame does not depend on the others in the call."""
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def squash_uint8(frames: np.ndarray, size: int, chunk: int = 8) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3): `squash` of the same float pixels
+    that `Backbone.encode` computes, rounded to the nearest level (so it differs from
+    encode's float resize by at most half a level, 1/510), `chunk` frames at a time (a
+    720p float window is ~0.7 GB). Frames already at `size` are returned as they are,
+    just as encode leaves them alone."""
+    t, h, w, _ = frames.shape
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(frames)
+    out = np.empty((t, size, size, 3), np.uint8)
+    with torch.inference_mode():
+        for start in range(0, t, chunk):
+            x = to_pixels(
+                torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk]))[None]
+            )
+            y = (squash(x, size) * 255).round_().clamp_(0, 255).to(torch.uint8)
+            out[start : start + chunk] = y.permute(0, 2, 3, 1).numpy()
+    return out
 
 
 class Backbone:
@@ -168,9 +136,9 @@ class Backbone:
         b, t, h, w, _ = frames.shape
         s = self.input_size
         # Move uint8 (4x smaller than float) and resize on the device.
-        x = frames.to(self.device).permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float() / 255
+        x = to_pixels(frames.to(self.device))
         if (h, w) != (s, s):
-            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+            x = squash(x, s)
         x = (x - self.mean) / self.std
         with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
             if self.spec.video:
@@ -211,16 +179,18 @@ def build_backbone(
             raise RuntimeError(
                 f"{spec.hf_id}: width {_width(model.config)}, registry says {spec.width}"
             )
-        input_size = spec.input_size
     else:
         config = getattr(transformers, spec.config_class)(**spec.tiny)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = model_class(config)
-        input_size = _native_size(config)
+        # The decoded-frames cache sizes its frames by specs.input_size, without a model.
+        if _native_size(config) != input_size(name, weights):
+            raise RuntimeError(f"{name}: tiny config size does not match specs.input_size")
+    size = input_size(name, weights)
     cfg = model.config
     # V-JEPA 2's RoPE positions assume crop_size inputs, and one output step is one tubelet.
-    if spec.video and (cfg.crop_size != input_size or cfg.tubelet_size != spec.frames_per_step):
+    if spec.video and (cfg.crop_size != size or cfg.tubelet_size != spec.frames_per_step):
         raise RuntimeError(f"{name}: crop_size/tubelet_size do not match the registry")
     model.eval().requires_grad_(False).to(device)
-    return Backbone(spec, model, weights, input_size, device)
+    return Backbone(spec, model, weights, size, device)

@@ -2,25 +2,31 @@
 
     index = extract_store(clips, "vjepa2", "results/features/vjepa2",
                           weights="random", fps=5, window_s=6.0, batch_size=8)
+    index = extract_store(..., frames="results/frames/index.json")  # decoded once for all
 
 Each clip's window (`data.sources.window_end`, `step_times`) is decoded,
 encoded by the frozen backbone in batches (on the GPU when there is one) and
-written to the store. Interrupted runs resume: every finished batch is kept
-as a chunk file in `OUT/.partial/`, and a rerun encodes only the clips not
-yet done (skipped clips are tried again: their cause may have been fixed).
+written to the store. With `frames`, the windows come from the shared
+decoded-frames cache (`features.frames`), already at the backbone's input
+size, instead of the videos; a clip that the cache skipped is skipped here
+with the cache's reason. Interrupted runs resume: every finished batch is
+kept as a chunk file in `OUT/.partial/`, and a rerun encodes only the clips
+not yet done (skipped clips are tried again: their cause may have been fixed).
 A clip whose video is missing or cannot be decoded, or whose label times
 lie past the end of its video, is skipped with its id and reason (in the
 index and in `OUT/skipped.csv`), never silently dropped. One bad clip is not
 fatal for the rest, but many are: when more than `max_skipped_fraction` of
 the clips (or all of them) are skipped, the run writes `skipped.csv`, keeps
-its chunks and raises ExtractionError instead of writing a store.
+its chunks and raises ExtractionError instead of writing a store. Chunks of
+other settings (backbone, weights, seed, window, decode path) are discarded.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,10 +38,10 @@ from tqdm import tqdm
 
 from ..atomic import atomic_open, atomic_write_text
 from ..clock import utc_now
-from ..data.sources import past_the_end, step_times, valid_steps, window_end
-from ..data.video import DecodeError, probe_video, read_frames_at
+from ..data.video import DecodeError, read_frames_at
 from ..version import code_version
 from .backbones import build_backbone
+from .frames import SkipClip, open_frames, window_of, window_times
 from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
@@ -46,8 +52,7 @@ class ExtractionError(ValueError):
     """An extraction that skipped too many clips to be worth a store."""
 
 
-class SkipClip(Exception):
-    """A clip that cannot be extracted; the message is the reason."""
+__all__ = ["ExtractionError", "SkipClip", "extract_store", "load_window", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -62,30 +67,20 @@ def load_window(
     """Decoded frames of one clip's window and its number of valid steps.
     Raises DecodeError (missing file, undecodable video) or SkipClip (label
     times that do not fit the video)."""
-    if not row.path:
-        raise DecodeError(f"{row.id}: video file not found")
-    info = probe_video(row.path)
-    problem = past_the_end(row.time_of_event, row.time_of_alert, info.duration_s)
-    if problem:
-        raise SkipClip(f"{row.path}: {problem}")
-    end = window_end(row.time_of_alert, info.duration_s)
-    times = step_times(end, window_s, fps, frames_per_step)
-    if valid_steps(times, frames_per_step) == 0:  # a table not checked by read_labels
-        raise SkipClip(f"{row.path}: the window ends at {end:g} s, before the video starts")
-    frames = read_frames_at(row.path, np.clip(times, 0.0, None))
-    return frames, valid_steps(times, frames_per_step)
+    end = window_of(row)
+    times, valid = window_times(row, end, window_s, fps, frames_per_step)
+    return read_frames_at(row.path, np.clip(times, 0.0, None)), valid
 
 
-def _decoded(
-    rows: list[Any], window_s: float, fps: float, k: int, workers: int, ahead: int
-) -> Iterator:
-    """(row, frames, valid, error) in order, decoding up to `ahead` clips in
-    advance in threads (PyAV releases the GIL), so decoding overlaps with
-    encoding while memory stays bounded (full-HD windows are ~170 MB a clip)."""
+def _decoded(rows: list[Any], load: Callable, workers: int, ahead: int) -> Iterator:
+    """(row, frames, valid, error) in order, loading (decoding, or reading the
+    frames cache) up to `ahead` clips in advance in threads (PyAV releases the
+    GIL), so decoding overlaps with encoding while memory stays bounded
+    (full-HD windows are ~170 MB a clip)."""
 
     def work(row):
         try:
-            return row, *load_window(row, window_s, fps, k), None
+            return row, *load(row), None
         except (DecodeError, SkipClip) as exc:
             return row, None, 0, str(exc)
 
@@ -109,6 +104,20 @@ def _encode(backbone, frames: list[np.ndarray], valid: list[int]) -> np.ndarray:
     for row, n_valid in enumerate(valid):
         out[row, : steps - n_valid] = 0.0  # padding at the start is exactly zero
     return out
+
+
+def _start_partial(partial: Path, settings: dict[str, Any]) -> None:
+    """Keep the chunks of an earlier run only if it had the same settings: a
+    store must not mix seeds, weights or decode paths. (Chunks of runs from
+    before settings were recorded are kept, as they always were.)"""
+    record = partial / "settings.json"
+    if record.exists() and json.loads(record.read_text()) != settings:
+        stale = sorted(partial.glob("chunk-*.npz"))
+        print(f"{partial}: discarding {len(stale)} chunk(s) of other settings", flush=True)
+        for chunk in stale:
+            chunk.unlink()
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(record, json.dumps(settings) + "\n")
 
 
 def _load_chunks(partial: Path) -> dict[str, tuple[np.ndarray, int]]:
@@ -148,16 +157,31 @@ def extract_store(
     labels_sha256: str = "",
     decode_workers: int = 2,
     max_skipped_fraction: float = 0.2,
+    frames: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Extract (or finish extracting) the store of one backbone; returns its index.
-    Raises ExtractionError, after writing skipped.csv, when more than
-    `max_skipped_fraction` of the clips, or all of them, are skipped."""
+    `frames`: the decoded-frames cache to read (its folder or index.json) instead
+    of decoding the videos. Raises ExtractionError, after writing skipped.csv, when
+    more than `max_skipped_fraction` of the clips, or all of them, are skipped."""
     out_dir = Path(out_dir)
     partial = out_dir / PARTIAL
-    # The model first: a wrong name or weights must not leave folders behind.
+    # The model and the cache first: a wrong name, weights or cache leave no folders behind.
     model = build_backbone(backbone, weights, device=resolve_device(device), seed=seed)
-    partial.mkdir(parents=True, exist_ok=True)
+    k = model.frames_per_step
+    if frames is None:
+
+        def load(row):  # by name at call time (tests replace load_window)
+            return load_window(row, window_s, fps, k)
+
+    else:
+        load = open_frames(frames).loader(
+            clips, frames_per_step=k, size=model.input_size, fps=fps, window_s=window_s
+        )
+    decode = "per_backbone" if frames is None else "shared"
+    settings = {"backbone": backbone, "weights": weights, "seed": seed, "fps": fps,
+                "window_s": window_s, "decode": decode}  # fmt: skip
+    _start_partial(partial, settings)
     steps = round(window_s * fps)
     done = _load_chunks(partial)
     skipped: dict[str, str] = {}
@@ -170,8 +194,7 @@ def extract_store(
         disable=not progress,
     )
     batch = _Batch(partial, model, done, skipped, bar)
-    k = model.frames_per_step
-    decoded = _decoded(rows, window_s, fps, k, decode_workers, ahead=batch_size + decode_workers)
+    decoded = _decoded(rows, load, decode_workers, ahead=batch_size + decode_workers)
     for row, frames, n_valid, error in decoded:
         batch.add(row.id, frames, n_valid, error)
         if len(batch.ids) >= batch_size:
@@ -194,6 +217,7 @@ def extract_store(
         seed=seed,
         labels_sha256=labels_sha256,
         width=int(features.shape[2]),
+        decode=decode,
         clip_ids=ids,
         valid_lengths=[done[clip][1] for clip in ids],
         skipped=skipped_rows,
@@ -288,6 +312,7 @@ def _store_index(
     seed: int,
     labels_sha256: str,
     width: int,
+    decode: str,
     clip_ids: list[str],
     valid_lengths: list[int],
     skipped: list[dict[str, str]],
@@ -304,6 +329,7 @@ def _store_index(
         "window_s": window_s,
         "steps": round(window_s * fps),
         "padding": "start",
+        "decode": decode,  # shared: frames from the decoded-frames cache (resized in uint8)
         "seed": seed,
         "device": str(model.device),
         "code_version": code_version(),
