@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py --out results/bench/training.json [--device cpu|cuda]
                                         [--sizes embedded,paper] [--repeats 3] [--configs 3]
+                                        [--streams 1,4]
 
 Two sizes: the embedded default (400 clips: 320 train / 40 val / 40 test,
 30 steps, 64-d features as the tiny random backbones give, Zipformer width
@@ -13,6 +14,9 @@ such experiment takes minutes; the epochs used are in the output).
 (features on the device, batches by indexing, bf16 autocast on CUDA,
 evaluation with horizons, metrics.json each). The reference trains one
 config per process with a DataLoader in fp32 (benchmarks/naive_reference.py).
+With `--streams 1,4` "ours" is also timed training that many configs at
+once in its one process (campaign.streams: a thread and a CUDA stream each):
+on a GPU, experiments per GPU-hour beside the one-config-per-process loop.
 Both are timed as wall clock of whole processes, interpreter start included,
 alternating, `--repeats` times; experiments per hour are medians, and the
 ratio is of the medians measured in this run. Features are random with a
@@ -98,11 +102,14 @@ def run(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def ours(root: Path, configs: list[Path], device: str) -> list[str]:
-    return [sys.executable, str(Path(__file__)), "--worker", str(root), device, *map(str, configs)]
+def ours(root: Path, configs: list[Path], device: str, streams: int = 1) -> list[str]:
+    return [
+        sys.executable, str(Path(__file__)), "--worker", str(root), device, str(streams),
+        *map(str, configs),
+    ]  # fmt: skip
 
 
-def worker(root: Path, device: str, configs: list[str]) -> None:
+def worker(root: Path, device: str, streams: int, configs: list[str]) -> None:
     """The 'ours' process: several configs, one task cache, metrics written."""
     from expsearch.features.store import stores_under
     from expsearch.params import load_params
@@ -115,15 +122,33 @@ def worker(root: Path, device: str, configs: list[str]) -> None:
     tasks = TaskCache(
         stores_under(root / "features"), root / "manifest.json", root / "clips.csv", device
     )
-    jobs = [(json.loads(Path(c).read_text()), root / "runs" / Path(c).stem) for c in configs]
-    results = run_experiments(jobs, Space.from_params(params), tasks, settings, progress=False)
+    space = Space.from_params(params)
+    jobs = [
+        (json.loads(Path(c).read_text()), root / f"runs{streams}" / Path(c).stem) for c in configs
+    ]
+    if streams > 1:
+        from expsearch.training.concurrent import run_concurrently
+        from expsearch.training.experiment import run_experiment
+
+        def one(job):
+            return run_experiment(job[0], space, tasks, settings, job[1])
+
+        results = run_concurrently(jobs, one, streams=streams, device=torch.device(device))
+    else:
+        results = run_experiments(jobs, space, tasks, settings, progress=False)
     failed = [m["error"] for m in results if m["status"] != "ok"]
     if failed:
         raise SystemExit(f"failed: {failed}")
 
 
 def bench_size(
-    name: str, size: dict, device: str, repeats: int, n_configs: int, epochs: int
+    name: str,
+    size: dict,
+    device: str,
+    repeats: int,
+    n_configs: int,
+    epochs: int,
+    streams: tuple[int, ...] = (1,),
 ) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -138,16 +163,29 @@ def bench_size(
             for c in configs
         ]  # fmt: skip
         ours_s, naive_s = [], []
+        streamed = {s: [] for s in streams if s > 1}
         for repeat in range(repeats):
             ours_s.append(run(ours(root, configs, device)) / n_configs)
             naive_s.append(sum(run(command) for command in naive) / n_configs)
+            for s, times in streamed.items():
+                times.append(run(ours(root, configs, device, s)) / n_configs)
             print(
                 f"  {name} repeat {repeat + 1}/{repeats}: ours {ours_s[-1]:.1f} s/experiment, "
-                f"naive {naive_s[-1]:.1f} s/experiment",
+                f"naive {naive_s[-1]:.1f} s/experiment"
+                + "".join(f", {s} streams {t[-1]:.1f}" for s, t in streamed.items()),
                 flush=True,
             )
     ours_median, naive_median = statistics.median(ours_s), statistics.median(naive_s)
     return {
+        "streams": {
+            str(s): {
+                "seconds_per_experiment": times,
+                "experiments_per_hour": 3600 / statistics.median(times),
+                "over_one_stream": ours_median / statistics.median(times),
+                "over_naive": naive_median / statistics.median(times),
+            }
+            for s, times in streamed.items()
+        },
         "clips": size["clips"],
         "feature_width": size["width"],
         "epochs": epochs,
@@ -171,10 +209,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", type=int, default=3, help="configs per 'ours' process")
     parser.add_argument("--epochs", default="embedded=10,paper=10", help="epochs per size")
+    parser.add_argument("--streams", default="1", help="configs at once in 'ours', e.g. 1,4")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(Path(args.worker[0]), args.worker[1], args.worker[2:])
+        worker(Path(args.worker[0]), args.worker[1], int(args.worker[2]), args.worker[3:])
         return
     results = {
         "device": args.device,
@@ -188,7 +227,13 @@ def main() -> None:
     for name in args.sizes.split(","):
         print(f"training benchmark: {name} size on {args.device}", flush=True)
         results["sizes"][name] = bench_size(
-            name, SIZES[name], args.device, args.repeats, args.configs, epochs.get(name, 10)
+            name,
+            SIZES[name],
+            args.device,
+            args.repeats,
+            args.configs,
+            epochs.get(name, 10),
+            tuple(int(s) for s in args.streams.split(",")),
         )
         r = results["sizes"][name]
         print(
