@@ -86,16 +86,9 @@ def worker(src: str, threads: int, streams: int, task: str, configs: list[str], 
     tasks = TaskCache(stores_under(root / "features"), root / "manifest.json", root / "clips.csv")
     jobs = [(json.loads(Path(c).read_text()), Path(out) / Path(c).stem) for c in configs]
     space = Space.from_params(params)
-    if streams > 1:
-        from expsearch.training.concurrent import run_concurrently
-        from expsearch.training.experiment import run_experiment
-
-        def one(job):
-            return run_experiment(job[0], space, tasks, settings, job[1])
-
-        results = run_concurrently(jobs, one, streams=streams, device=torch.device("cpu"))
-    else:
-        results = run_experiments(jobs, space, tasks, settings, progress=False)
+    # The baseline commit's run_experiments has no `streams`: pass it only when used.
+    extra = {"streams": streams} if streams > 1 else {}
+    results = run_experiments(jobs, space, tasks, settings, progress=False, **extra)
     failed = [m["error"] for m in results if m["status"] != "ok"]
     if failed:
         raise SystemExit(f"failed: {failed}")

@@ -126,16 +126,7 @@ def worker(root: Path, device: str, streams: int, configs: list[str]) -> None:
     jobs = [
         (json.loads(Path(c).read_text()), root / f"runs{streams}" / Path(c).stem) for c in configs
     ]
-    if streams > 1:
-        from expsearch.training.concurrent import run_concurrently
-        from expsearch.training.experiment import run_experiment
-
-        def one(job):
-            return run_experiment(job[0], space, tasks, settings, job[1])
-
-        results = run_concurrently(jobs, one, streams=streams, device=torch.device(device))
-    else:
-        results = run_experiments(jobs, space, tasks, settings, progress=False)
+    results = run_experiments(jobs, space, tasks, settings, progress=False, streams=streams)
     failed = [m["error"] for m in results if m["status"] != "ok"]
     if failed:
         raise SystemExit(f"failed: {failed}")

@@ -102,3 +102,27 @@ def test_configs_trained_side_by_side_get_exactly_the_metrics_they_get_alone(
     wall = {result["id"]: result["seconds"] for result in summaries[3]["results"]}
     for row in rows:
         assert 0 < row["device_seconds"] <= wall[row["id"]]
+
+
+def test_run_experiments_with_streams_keeps_job_order_and_each_result(
+    quick_config, space, task_files, tmp_path, one_thread
+):
+    from expsearch.features.store import stores_under
+    from expsearch.training.experiment import TaskCache, run_experiments
+    from expsearch.training.settings import TrainSettings
+
+    configs = [quick_config, {**quick_config, "encoder": "xlstm", "learning_rate": 1e-3}]
+    tasks = TaskCache(
+        stores_under(task_files["features"]), task_files["manifest"], task_files["clips"]
+    )
+    results = {}
+    for streams in (1, 2):
+        jobs = [(c, tmp_path / f"s{streams}" / str(k)) for k, c in enumerate(configs)]
+        results[streams] = run_experiments(
+            jobs, space, tasks, TrainSettings(device="cpu"), progress=False, streams=streams
+        )
+    assert [m["config"]["encoder"] for m in results[2]] == ["retnet", "xlstm"]
+    for alone, together in zip(results[1], results[2], strict=True):
+        assert alone["status"] == together["status"] == "ok"
+        assert alone["history"] == together["history"]
+        assert (alone["val_ap"], alone["test_ap"]) == (together["val_ap"], together["test_ap"])

@@ -5,11 +5,11 @@
 
 Why: on a CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs about
 10 ns per element on one thread, more than the matmuls of a width-64 model:
-in `make bench`'s step profile it was 14-40 % of a training step. Here a CPU
+in a one-thread step profile it was 14-40 % of a training step. Here a CPU
 mask comes from 16-bit integers of NumPy's PCG64 (about 2 ns per element):
 an element is kept when its draw is >= round(p * 65536), so p is applied to
 within 1/65536 and the kept elements are scaled by exactly 1 / (1 - p), as
-torch does. On any other device (CUDA: a fused kernel) it is `F.dropout`.
+torch does.
 
 On other devices (CUDA) the mask is `bernoulli_` with the module's own
 torch.Generator on that device, not the global one that `F.dropout` draws

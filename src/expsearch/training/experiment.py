@@ -6,6 +6,7 @@
     metrics = run_experiment(raw_config, space, tasks, settings, out_dir="runs/abc")
     # out_dir/metrics.json (atomic); on failure also out_dir/trace.txt
     results = run_experiments([(config, out_dir), ...], space, tasks, settings)
+    # streams=4: four at once on the device, one thread and CUDA stream each
 
 The config is validated against the space, trained with validation-only
 model selection, then the chosen model is evaluated once on the sealed test
@@ -38,6 +39,7 @@ from ..data.splits import SplitError
 from ..features.store import StoreError
 from ..space import ConfigError, Space
 from ..version import code_version
+from .concurrent import run_concurrently
 from .data import Task, load_task
 from .settings import TrainSettings
 from .trainer import TrainingFailure, evaluate, fit_config
@@ -188,16 +190,17 @@ def run_experiments(
     settings: TrainSettings,
     *,
     progress: bool = True,
+    streams: int = 1,
 ) -> list[dict[str, Any]]:
     """Several experiments in one process, sharing `tasks` (features loaded once
     per backbone). `jobs` are (config, out_dir) pairs; failures are recorded
-    in their metrics and the next job goes on."""
+    in their metrics and the next job goes on. `streams` > 1 trains that many
+    at once on the device (training.concurrent); results stay in job order."""
     jobs = list(jobs)
-    results = []
     with tqdm(total=len(jobs), desc="experiments", unit="config", disable=not progress) as bar:
-        for config, out_dir in jobs:
-            metrics = run_experiment(config, space, tasks, settings, out_dir)
-            results.append(metrics)
+
+        def one(job: tuple[Mapping[str, Any], str | Path]) -> dict[str, Any]:
+            metrics = run_experiment(job[0], space, tasks, settings, job[1])
             bar.set_postfix_str(
                 f"{metrics['fingerprint'] or '?'}: "
                 + (
@@ -207,4 +210,6 @@ def run_experiments(
                 )
             )
             bar.update()
-    return results
+            return metrics
+
+        return run_concurrently(jobs, one, streams=streams, device=settings.torch_device())
