@@ -1,4 +1,4 @@
-"""The fast CPU paths the encoders use: Dropout's masks and the Toeplitz depthwise conv."""
+"""The fast CPU paths the encoders use: Dropout's masks and the depthwise conv's two paths."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from expsearch.models import conv as conv_module
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
 from expsearch.models.dropout import Dropout
 
@@ -59,24 +60,55 @@ def test_dropout_refuses_a_probability_outside_0_1():
         Dropout(1.5)
 
 
+@pytest.fixture(params=["c_kernel", "toeplitz"])
+def conv_path(request, monkeypatch):
+    """Each CPU path of DepthwiseConv1d: the C kernel (when it builds) and the Toeplitz bmm."""
+    if request.param == "toeplitz":
+        monkeypatch.setattr(conv_module, "_kernel", lambda: None)
+    elif conv_module._kernel() is None:
+        pytest.skip("no C compiler: the depthwise kernel cannot be built")
+    return request.param
+
+
 @pytest.mark.parametrize("kernel,padding", [(4, 3), (15, 7), (3, 1), (7, 3)])
 @pytest.mark.parametrize("steps", [1, 5, 30, TOEPLITZ_MAX_STEPS + 6])
-def test_depthwise_conv_equals_the_native_convolution(kernel, padding, steps):
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_depthwise_conv_equals_the_native_convolution(conv_path, kernel, padding, steps, layout):
     torch.manual_seed(0)
     conv = DepthwiseConv1d(12, kernel, padding=padding)
-    x = torch.randn(3, 12, steps, requires_grad=True)
-    ours = conv(x)
+    if layout == "channels_first":
+        x = torch.randn(3, 12, steps, requires_grad=True)
+        view = x
+    else:  # what the encoders pass: a (B, T, C) tensor seen as (B, C, T)
+        x = torch.randn(3, steps, 12, requires_grad=True)
+        view = x.transpose(1, 2)
+    ours = conv(view)
     grad = torch.randn_like(ours)
     ours.backward(grad)
     ours_grads = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
     for tensor in (x, conv.weight, conv.bias):
         tensor.grad = None
-    native = native_depthwise(conv, x)
+    native = native_depthwise(conv, view)
     native.backward(grad)
     assert ours.shape == (3, 12, steps)
     torch.testing.assert_close(ours, native, rtol=1e-5, atol=1e-5)
     for got, want in zip(ours_grads, [x.grad, conv.weight.grad, conv.bias.grad], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv_without_bias(conv_path):
+    torch.manual_seed(1)
+    conv = DepthwiseConv1d(5, 4, padding=3)
+    conv.register_parameter("bias", None)
+    x = torch.randn(2, 5, 9, requires_grad=True)
+    ours = conv(x)
+    ours.sum().backward()
+    got = [x.grad.clone(), conv.weight.grad.clone()]
+    x.grad = conv.weight.grad = None
+    native_depthwise(conv, x).sum().backward()
+    torch.testing.assert_close(ours, native_depthwise(conv, x), rtol=1e-5, atol=1e-5)
+    for have, want in zip(got, [x.grad, conv.weight.grad], strict=True):
+        torch.testing.assert_close(have, want, rtol=1e-5, atol=1e-5)
 
 
 def test_depthwise_conv_is_a_conv1d_with_its_parameters_and_init():

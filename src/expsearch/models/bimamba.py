@@ -12,8 +12,8 @@ y_t = C_t h_t + D x_t; out = out_proj(y * silu(z)). Bidirectional combination of
     BiMamba(x) = LN(a_fwd * Mamba_fwd(x) + a_bwd * flip(Mamba_bwd(flip(x)))) + x
 
 Departures:
-- Sequential scan: a Python loop over time (T <= 30 here), not the hardware-aware parallel
-  scan or the CUDA kernel. Numerically it is the same recurrence.
+- The scan (models/scan.py): a fused C kernel on CPU, a loop over time on other devices;
+  not the hardware-aware parallel scan or the CUDA kernel. It is the same recurrence.
 - Sandwich norm: both directions read LN_in(x) (Mamba's own residual block is pre-norm, so
   the dt / conv path sees unit-scale inputs whatever the feature scale); the paper's LN on
   the mixed output is kept, then dropout and the residual: x + drop(LN_out(mix)).
@@ -36,6 +36,7 @@ from torch import nn
 
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .scan import selective_scan
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -49,33 +50,6 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     idx = torch.where(t <= last, last - t, t)  # (B, T)
     idx = idx.view(batch, steps, *([1] * (x.dim() - 2))).expand_as(x)
     return x.gather(1, idx)
-
-
-def selective_scan(
-    u: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor,
-) -> torch.Tensor:
-    """y_t = C_t h_t + D u_t with h_t = exp(dt_t A) h_{t-1} + dt_t B_t u_t and h_0 = 0.
-
-    u, dt: (batch, T, d_inner); A: (d_inner, d_state); B, C: (batch, T, d_state);
-    D: (d_inner,). Returns (batch, T, d_inner). Causal: y_t depends on steps <= t only."""
-    batch, _, d_inner = u.shape
-    h = u.new_zeros(batch, d_inner, A.shape[1])
-    dtu = dt * u
-    ys = []
-    # Discretise inside the loop rather than materialising (b, T, d, n) tensors: each step's
-    # (b, d, n) temporaries stay in cache. unbind, not x[:, t]: the backward of T indexing
-    # ops would fill T full-size zero tensors, which dominated the CPU backward time.
-    steps = zip(dt.unbind(1), dtu.unbind(1), B.unbind(1), C.unbind(1), strict=True)
-    for dt_t, dtu_t, B_t, C_t in steps:
-        A_bar = torch.exp(dt_t.unsqueeze(-1) * A)  # dt > 0, A < 0: in (0, 1)
-        h = A_bar * h + dtu_t.unsqueeze(-1) * B_t.unsqueeze(1)  # B_bar x = dt B x
-        ys.append((h * C_t.unsqueeze(1)).sum(-1))  # C_t h_t (faster than a tiny bmm on CPU)
-    return torch.stack(ys, dim=1) + u * D
 
 
 class MambaBlock(nn.Module):

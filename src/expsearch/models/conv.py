@@ -1,25 +1,67 @@
-"""Depthwise 1-D convolution over short sequences as one batched matmul.
+"""Depthwise 1-D convolution over short sequences, without oneDNN's per-call cost.
 
     conv = DepthwiseConv1d(channels, kernel, padding=kernel - 1)  # causal: keep the first T
     conv = DepthwiseConv1d(channels, kernel, padding=kernel // 2) # centred, odd kernel
     y = conv(x)            # x (B, C, T) -> (B, C, T): the first T outputs of nn.Conv1d's
 
 Why: oneDNN's depthwise convolution took 2-3 ms per forward + backward on one
-CPU thread at B=64, C=64-256, T=20 (more than the block's matmuls), while the
-same map as a (T x T) Toeplitz matrix per channel is a bmm of a few hundred
-microseconds. Sequences here are T <= 30 feature steps; beyond TOEPLITZ_MAX_STEPS
-(where T^2 outgrows T * kernel) the native convolution is used. It is an
-nn.Conv1d subclass, so parameters, their initialisation and state-dict keys are
-nn.Conv1d's; only the arithmetic differs (sums in another order: ~1e-7).
+CPU thread at B=64, C=64-256, T=20 (more than the block's matmuls) for well
+under a MFLOP. Three paths compute the same map:
+- CPU float32 with a C compiler: `depthwise_conv.c`, channels last. The encoders
+  hold sequences as (B, T, C) and pass `x.transpose(1, 2)`, which the kernel reads
+  in place; its output is a (B, T, C) tensor seen as (B, C, T), so the caller's
+  transpose back is free too. (The Toeplitz bmm below, given such a transposed
+  view, fell into per-channel copies: 5-6 ms for the two at B=64, C=128.)
+- otherwise, up to TOEPLITZ_MAX_STEPS steps: a (T x T) Toeplitz matrix per channel
+  and one batched matmul (one launch on a GPU instead of oneDNN/cuDNN's grouped conv);
+- beyond that (where T^2 outgrows T * kernel) nn.Conv1d's own kernel.
+It is an nn.Conv1d subclass, so parameters, their initialisation and state-dict
+keys are nn.Conv1d's; only the order of the sums differs (~1e-7).
 """
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+
+from . import native
 
 TOEPLITZ_MAX_STEPS = 64
+
+
+def _kernel() -> ctypes.CDLL | None:
+    return native.kernel("depthwise_conv", conv_forward=(4, 5), conv_backward=(6, 5))
+
+
+class ChannelsLastDepthwise(torch.autograd.Function):
+    """x (B, T, C) -> y (B, T, C) through depthwise_conv.c; weight is nn.Conv1d's (C, 1, K)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, left: int):
+        x = x.contiguous()
+        taps = weight[:, 0, :].t().contiguous()  # (K, C): one contiguous row per tap
+        bias = None if bias is None else bias.contiguous()
+        y = torch.empty_like(x)
+        _kernel().conv_forward(*native.pointers(x, taps, bias, y), *x.shape, taps.shape[0], left)
+        ctx.save_for_backward(x, taps)
+        ctx.left, ctx.has_bias = left, bias is not None
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, taps = ctx.saved_tensors
+        gy = gy.contiguous()
+        gx, g_taps = torch.zeros_like(x), torch.zeros_like(taps)
+        g_bias = x.new_zeros(x.shape[-1]) if ctx.has_bias else None
+        _kernel().conv_backward(
+            *native.pointers(x, taps, gy, gx, g_taps, g_bias), *x.shape, taps.shape[0], ctx.left
+        )
+        return gx, g_taps.t().unsqueeze(1), g_bias, None
 
 
 class DepthwiseConv1d(nn.Conv1d):
@@ -28,9 +70,13 @@ class DepthwiseConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[-1]
+        kernel, left = self.kernel_size[0], self.padding[0]
+        cpu32 = x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
+        if cpu32 and _kernel() is not None:
+            y = ChannelsLastDepthwise.apply(x.transpose(1, 2), self.weight, self.bias, left)
+            return y.transpose(1, 2)
         if steps > TOEPLITZ_MAX_STEPS:
             return super().forward(x)[..., :steps]
-        kernel, left = self.kernel_size[0], self.padding[0]
         # out[t] = sum_k w[k] x[t - left + k]: input step s feeds output t with tap s - t + left.
         t = torch.arange(steps, device=x.device)
         tap = t.unsqueeze(0) - t.unsqueeze(1) + left  # (t, s)

@@ -1,0 +1,126 @@
+"""The package's C kernels, compiled on first use and loaded with ctypes.
+
+    lib = native.kernel("selective_scan", scan_forward=(7, 4))  # 7 pointers, 4 int64s
+    if lib is not None: lib.scan_forward(u.data_ptr(), ..., batch, steps, d_inner, d_state)
+
+Why C through ctypes rather than a torch C++ extension: the kernels take raw float
+pointers and need no torch headers, so a build is one `cc` call of about a second
+(torch's extension headers take most of a minute), with nothing to install beyond
+a C compiler. The shared object is cached per source, compiler, flags and CPU
+under `$EXPSEARCH_CACHE` (default `~/.cache/expsearch/native`); concurrent first
+uses (two shards starting together) each build into a temporary file and rename it
+into place, so a reader never sees a half-written library.
+
+`EXPSEARCH_NATIVE=0` turns every kernel off (the PyTorch fallbacks run instead):
+for A/B benchmarks and to rule the kernels out when debugging. A failed build is
+not an error: a warning names the compiler's message and the fallback runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+
+SOURCES = Path(__file__).resolve().parent
+# -ffast-math lets gcc vectorise expf through glibc's libmvec. It is given to the compile
+# step only: linked with -ffast-math, gcc <= 12 adds crtfastmath.o to the shared object,
+# whose constructor would switch the whole process to flush-denormals-to-zero.
+# -march=native (the state loops run 8 or 16 wide instead of 4: the scan's backward 2x
+# faster) is why the cache key includes the CPU's identity.
+COMPILE_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fPIC", "-std=c99"]
+LINK_FLAGS = ["-shared", "-lm"]
+
+
+def enabled() -> bool:
+    return os.environ.get("EXPSEARCH_NATIVE", "1") != "0"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EXPSEARCH_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "expsearch" / "native"
+
+
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _cpu_identity() -> str:
+    """The CPU model and instruction-set flags: a home directory shared by cluster nodes of
+    different CPUs keeps one build per kind, never one built for another CPU."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
+
+
+def _build(source: Path, target: Path, compiler: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        obj, lib = Path(tmp) / "kernel.o", Path(tmp) / target.name
+        for command in (
+            [compiler, *COMPILE_FLAGS, "-c", str(source), "-o", str(obj)],
+            [compiler, str(obj), "-o", str(lib), *LINK_FLAGS],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode:
+                raise OSError(f"{' '.join(command)} failed:\n{done.stderr.strip()[-2000:]}")
+        os.replace(lib, target)
+
+
+@cache
+def library(name: str) -> ctypes.CDLL | None:
+    """The compiled `models/<name>.c`, or None (kernels disabled, no compiler, failed build)."""
+    if not enabled():
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        warnings.warn(f"no C compiler found: {name} runs its PyTorch fallback", stacklevel=2)
+        return None
+    source = SOURCES / f"{name}.c"
+    key = hashlib.sha256(
+        "\0".join(
+            [
+                source.read_text(),
+                compiler,
+                *COMPILE_FLAGS,
+                *LINK_FLAGS,
+                platform.machine(),
+                _cpu_identity(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.so"
+    try:
+        if not target.exists():
+            _build(source, target, compiler)
+        return ctypes.CDLL(str(target))
+    except OSError as error:
+        warnings.warn(f"{name} kernel unavailable, PyTorch fallback used: {error}", stacklevel=2)
+        return None
+
+
+@cache
+def kernel(name: str, **signatures: tuple[int, int]) -> ctypes.CDLL | None:
+    """`library(name)` with argument types set: signatures[function] = (pointers, int64s)."""
+    lib = library(name)
+    if lib is not None:
+        for function, (pointers, sizes) in signatures.items():
+            getattr(lib, function).argtypes = [ctypes.c_void_p] * pointers + [
+                ctypes.c_int64
+            ] * sizes
+            getattr(lib, function).restype = None
+    return lib
+
+
+def pointers(*tensors) -> list[int | None]:
+    """Data addresses for a kernel call (None, a NULL, for an absent optional tensor)."""
+    return [None if t is None else t.data_ptr() for t in tensors]

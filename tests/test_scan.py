@@ -1,0 +1,120 @@
+"""The fused selective-scan kernel against the PyTorch loop, and how it is built and chosen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from expsearch.models import native, scan
+from expsearch.models.scan import FusedSelectiveScan, selective_scan, selective_scan_loop
+
+pytestmark = pytest.mark.skipif(
+    native.library("selective_scan") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _inputs(batch, steps, d_inner, d_state, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(batch, steps, d_inner, generator=gen, dtype=torch.float64),
+        torch.rand(batch, steps, d_inner, generator=gen, dtype=torch.float64) * 0.5 + 0.01,
+        -torch.rand(d_inner, d_state, generator=gen, dtype=torch.float64) * 4 - 0.1,
+        torch.randn(batch, steps, d_state, generator=gen, dtype=torch.float64),
+        torch.randn(batch, steps, d_state, generator=gen, dtype=torch.float64),
+        torch.randn(d_inner, generator=gen, dtype=torch.float64),
+    ]
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1, 1), (3, 7, 5, 4), (2, 20, 128, 16), (4, 30, 8, 3), (2, 64, 6, 17)]
+)
+def test_kernel_equals_the_loop_in_output_and_every_gradient(shape):
+    reference = [t.requires_grad_() for t in _inputs(*shape)]
+    expected = selective_scan_loop(*reference)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = FusedSelectiveScan.apply(*inputs)
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    # float32 against a float64 reference; sums over up to 64 steps and 128 rows x steps.
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-4)
+    names = ["u", "dt", "A", "B", "C", "D"]
+    for name, grad, want in zip(names, grads, expected_grads, strict=True):
+        scale = want.abs().max().item() + 1.0
+        assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
+
+
+def test_non_contiguous_inputs_are_read_correctly():
+    u, dt, A, B, C, D = (t.float() for t in _inputs(3, 9, 6, 4))
+    u_t = u.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    assert not u_t.is_contiguous()
+    torch.testing.assert_close(
+        FusedSelectiveScan.apply(u_t, dt, A, B, C, D), selective_scan_loop(u, dt, A, B, C, D)
+    )
+
+
+def test_dispatch_uses_the_kernel_for_cpu_float32_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(FusedSelectiveScan, "apply", lambda *a: calls.append(a) or a[0])
+    float32 = [t.float() for t in _inputs(2, 3, 4, 2)]
+    selective_scan(*float32)
+    assert len(calls) == 1
+    selective_scan(*_inputs(2, 3, 4, 2))  # float64: the loop
+    selective_scan(*(t.bfloat16() for t in float32))
+    assert len(calls) == 1
+
+
+def test_disabled_kernels_run_the_loop(monkeypatch):
+    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
+    native.library.cache_clear()
+    native.kernel.cache_clear()
+    try:
+        inputs = [t.float() for t in _inputs(2, 5, 3, 4)]
+        assert not scan.fused_available(*inputs)
+        torch.testing.assert_close(selective_scan(*inputs), selective_scan_loop(*inputs))
+    finally:
+        native.library.cache_clear()
+        native.kernel.cache_clear()
+
+
+def test_a_failed_build_warns_with_the_compiler_message_and_falls_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", sys.executable)  # "compiles" by failing to run C as Python
+    native.library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="selective_scan kernel unavailable.*failed"):
+            assert native.library("selective_scan") is None
+        assert not list(tmp_path.rglob("*.so"))  # nothing half-built left as a library
+    finally:
+        native.library.cache_clear()
+
+
+def test_concurrent_first_builds_all_load_one_library(tmp_path):
+    code = (
+        "from expsearch.models import native; assert native.library('selective_scan') is not None"
+    )
+    env_cache = {"EXPSEARCH_CACHE": str(tmp_path)}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env_cache})
+        for _ in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0, 0]
+    assert len(list(tmp_path.glob("selective_scan-*.so"))) == 1
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # temporary build dirs removed
+
+
+def test_loading_the_kernel_keeps_denormals():
+    # A shared object linked with -ffast-math would switch the process to flush-to-zero.
+    native.library("selective_scan")
+    tiny = torch.tensor([1e-40], dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (tiny * 1.0).item() > 0.0
+    value = float("1e-310")
+    assert value * 1.0 > 0.0
