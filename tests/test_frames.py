@@ -243,6 +243,25 @@ def test_a_cache_that_does_not_fit_is_refused_before_anything_is_written(dataset
     assert open_store(tmp_path / "e").ids == list(clips["id"])
 
 
+def test_the_frames_file_a_workflow_declares_is_the_one_read(dataset, cache, tmp_path):
+    _, clips = dataset
+    row = next(clips.itertuples(index=False))
+    read = dict(clips=clips, frames_per_step=1, size=64, fps=FPS, window_s=WINDOW_S)
+    declared = tmp_path / "elsewhere" / "frames-64.npy"
+    declared.parent.mkdir()
+    original = np.load(cache / "frames-64.npy")
+    np.save(declared, np.zeros_like(original))  # same shape, other pixels
+    frames, _ = open_frames(cache).loader(**read, array=declared)(row)
+    assert not frames.any()  # the declared file, not the index's neighbour
+    frames, _ = open_frames(cache).loader(**read)(row)
+    assert frames.any()
+    with pytest.raises(FrameCacheError, match=r"64 px frames in frames-64\.npy"):
+        open_frames(cache).loader(**read, array=cache / "frames-56.npy")
+    declared.write_bytes(b"not an array")
+    with pytest.raises(FrameCacheError, match=r"elsewhere/frames-64\.npy: cannot read"):
+        open_frames(cache).loader(**read, array=declared)
+
+
 def test_an_extraction_does_not_resume_from_chunks_of_other_settings(
     dataset, cache, tmp_path, monkeypatch
 ):

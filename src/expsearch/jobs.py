@@ -7,7 +7,8 @@
                   out="results/frames/index.json", workers=8)
     extract_features("vjepa2", data, features, clips=..., manifest=..., labels=...,
                      out="results/features/vjepa2/index.json", workers=2,
-                     frames="results/frames/index.json")   # or None: decode the videos
+                     frames="results/frames/index.json",   # or None: decode the videos
+                     frames_array="results/frames/frames-64.npy")
     fuse_features("vjepa2_dinov2", ["results/features/vjepa2/index.json", ...], out=...)
 
 The workflow scripts (workflow/scripts/) and the `expsearch` CLI call these
@@ -140,11 +141,13 @@ def extract_features(
     out: str | Path,
     workers: int = 2,
     frames: str | Path | None = None,
+    frames_array: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """One backbone's store (`out`: its folder or index.json) for every clip of the
-    table, from the decoded-frames cache `frames` (its folder or index.json) or,
-    without one, from the videos."""
+    table, from the decoded-frames cache `frames` (its folder or index.json; its
+    array at this backbone's size `frames_array`, by default the one the index
+    names) or, without one, from the videos."""
     from .data.sources import read_clip_table
     from .data.splits import load_manifest
     from .features.extract import extract_store
@@ -165,6 +168,7 @@ def extract_features(
         decode_workers=max(1, workers),
         max_skipped_fraction=features.max_skipped_fraction,
         frames=frames,
+        frames_array=frames_array,
         progress=progress,
     )
 

@@ -17,5 +17,6 @@ with job_log(snakemake):
         out=snakemake.output.index,
         workers=snakemake.threads,
         frames=snakemake.input.get("frames"),
+        frames_array=snakemake.input.get("frames_array"),
     )
     print(f"{len(index['clip_ids'])} clips x {index['width']} features")

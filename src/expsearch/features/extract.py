@@ -158,11 +158,13 @@ def extract_store(
     decode_workers: int = 2,
     max_skipped_fraction: float = 0.2,
     frames: str | Path | None = None,
+    frames_array: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Extract (or finish extracting) the store of one backbone; returns its index.
     `frames`: the decoded-frames cache to read (its folder or index.json) instead
-    of decoding the videos. Raises ExtractionError, after writing skipped.csv, when
+    of decoding the videos; `frames_array`: its file at this backbone's input size
+    (default: the one the index names). Raises ExtractionError, after writing skipped.csv, when
     more than `max_skipped_fraction` of the clips, or all of them, are skipped."""
     out_dir = Path(out_dir)
     partial = out_dir / PARTIAL
@@ -176,7 +178,12 @@ def extract_store(
 
     else:
         load = open_frames(frames).loader(
-            clips, frames_per_step=k, size=model.input_size, fps=fps, window_s=window_s
+            clips,
+            frames_per_step=k,
+            size=model.input_size,
+            fps=fps,
+            window_s=window_s,
+            array=frames_array,
         )
     decode = "per_backbone" if frames is None else "shared"
     settings = {"backbone": backbone, "weights": weights, "seed": seed, "fps": fps,

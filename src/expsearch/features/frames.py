@@ -378,11 +378,14 @@ class FrameCache:
         size: int,
         fps: float,
         window_s: float,
+        array: str | Path | None = None,
     ) -> Callable[[Any], tuple[np.ndarray, int]]:
         """A function row -> (frames uint8 (steps * frames_per_step, size, size, 3),
         valid steps) for the rows of `clips`, raising SkipClip with the cache's reason
         (or, for a window before the video, the per-backbone one). Raises
-        FrameCacheError now if the cache was made for other clips, window or sizes."""
+        FrameCacheError now if the cache was made for other clips, window or sizes.
+        `array`: the `size` px frames file, as a workflow declares it (`frames_file`);
+        by default the one the index names, beside it."""
         index, where = self.index, self.path
         for name, value in (("fps", fps), ("window_s", window_s)):
             if float(index[name]) != float(value):
@@ -424,10 +427,20 @@ class FrameCache:
                 f"{where}: {len(stale)} clip(s) have other videos or label times than when "
                 f"decoded (first: {stale[:3]}); decode again"
             )
-        array = np.load(self.directory / entry["file"], mmap_mode="r")
+        array_path = Path(array) if array is not None else self.directory / entry["file"]
+        if array_path.name != entry["file"]:
+            raise FrameCacheError(
+                f"{array_path}: the index holds the {size} px frames in {entry['file']}"
+            )
+        try:
+            array = np.load(array_path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise FrameCacheError(
+                f"{array_path}: cannot read the {size} px frames: {exc}"
+            ) from None
         if list(array.shape) != entry["shape"] or array.dtype != np.uint8:
             raise FrameCacheError(
-                f"{self.directory / entry['file']}: shape {array.shape} {array.dtype}, "
+                f"{array_path}: shape {array.shape} {array.dtype}, "
                 f"the index says {entry['shape']} uint8"
             )
         reasons = {row["id"]: row["reason"] for row in index["skipped"]}
