@@ -6,8 +6,10 @@
 Part 1 trains every encoder with one reasonable config (below) on the
 default stores, `--seeds` training seeds each, and reports validation and
 test AP (mean and spread over seeds; chance is the positive rate, about 0.5),
-beside a reference without any temporal encoder (a linear probe on the last
-step and its change over 2 s).
+beside two references outside the search space on the same splits and seeds:
+a linear probe on the last step and its change over 2 s, and a plain GRU;
+then the best encoder against the probe, test AP paired by seed (paired t
+and Wilcoxon signed-rank, scipy).
 Part 2 changes one knob at a time from the base config of `--knob-encoder`
 and reports the change in mean validation and test AP over the same seeds,
 beside the seed-to-seed spread of the base, so a difference can be read
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from scipy import stats
 
 from expsearch.atomic import atomic_write_text
 from expsearch.features.store import stores_under
@@ -51,39 +54,81 @@ KNOBS = [
 ]  # fmt: skip
 
 
-def probe_baseline(task, seeds: int) -> dict:
-    """Reference without a temporal encoder: logistic regression on the last
-    step and its change over the last 2 s (10 steps), same splits, AdamW."""
+def _summary(aps: dict[str, list[float]], seconds: float = 0.0) -> dict:
+    return {
+        "val_ap": statistics.mean(aps["val"]),
+        "val_ap_sd": statistics.stdev(aps["val"]) if len(aps["val"]) > 1 else 0.0,
+        "test_ap": statistics.mean(aps["test"]),
+        "test_ap_sd": statistics.stdev(aps["test"]) if len(aps["test"]) > 1 else 0.0,
+        "val_aps": aps["val"],
+        "test_aps": aps["test"],
+        "test_horizon_map": None,
+        "seconds": seconds,
+    }
+
+
+class _ProbeInputs(torch.nn.Module):
+    """The last step and its change over the last 2 s (10 steps)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, -1], x[:, -1] - x[:, -10]], 1)
+
+
+class _GRUReference(torch.nn.Module):
+    """A plain causal GRU over the window; the last step (windows are left-padded) to a logit."""
+
+    def __init__(self, features: int, width: int = 64):
+        super().__init__()
+        self.proj = torch.nn.Linear(features, width)
+        self.gru = torch.nn.GRU(width, width, batch_first=True)
+        self.head = torch.nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.gru(self.proj(x))[0][:, -1])
+
+
+def reference_runs(task, seeds: int, kind: str) -> dict:
+    """A reference outside the search space, same splits and seeds: `probe` (logistic
+    regression on the last step and its 2-s change, 30 epochs) or `gru` (a 1-layer
+    GRU of width 64, 15 epochs); AdamW lr 1e-3, batch 32, BCE, seq_len 20."""
 
     def inputs(split):
         x, _ = window(split.features, split.lengths, 20)
-        return torch.cat([x[:, -1], x[:, -1] - x[:, -10]], 1), split.targets
+        return x, split.targets
 
     (x, y), test = inputs(task.train), task.split("test", unseal=True)
     aps = {"val": [], "test": []}
     for seed in range(seeds):
         torch.manual_seed(seed)
-        model = torch.nn.Linear(x.shape[1], 1)
+        if kind == "probe":
+            model = torch.nn.Sequential(_ProbeInputs(), torch.nn.Linear(2 * x.shape[2], 1))
+            epochs = 30
+        else:
+            model, epochs = _GRUReference(x.shape[2]), 15
         optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.01)
-        for _ in range(30):
+        for _ in range(epochs):
+            model.train()
             for batch in torch.randperm(len(x)).split(32):
                 loss = F.binary_cross_entropy_with_logits(model(x[batch]).squeeze(-1), y[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+        model.eval()
         with torch.no_grad():
             for name, split in (("val", task.val), ("test", test)):
                 features, targets = inputs(split)
                 scores = model(features).squeeze(-1).numpy()
                 aps[name].append(average_precision(targets.numpy(), scores))
-    return {
-        "val_ap": statistics.mean(aps["val"]),
-        "val_ap_sd": statistics.stdev(aps["val"]) if seeds > 1 else 0.0,
-        "test_ap": statistics.mean(aps["test"]),
-        "test_ap_sd": statistics.stdev(aps["test"]) if seeds > 1 else 0.0,
-        "test_horizon_map": None,
-        "seconds": 0.0,
-    }
+    return _summary(aps)
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    """a - b paired by seed: mean, sd, and the paired t and Wilcoxon signed-rank p."""
+    diff = [x - y for x, y in zip(a, b, strict=True)]
+    out = {"mean_difference": statistics.mean(diff), "sd": statistics.stdev(diff)}
+    out["t_p"] = float(stats.ttest_rel(a, b).pvalue)
+    out["wilcoxon_p"] = float(stats.wilcoxon(a, b).pvalue) if any(diff) else 1.0
+    return out
 
 
 def complete(space: Space, config: dict) -> dict:
@@ -104,15 +149,10 @@ def trained(space, tasks, settings, config, seeds, workdir) -> dict:
         if metrics["status"] != "ok":
             raise SystemExit(f"{config}: {metrics['error']}")
         runs.append(metrics)
-    val = [m["val_ap"] for m in runs]
-    test = [m["test_ap"] for m in runs]
+    aps = {"val": [m["val_ap"] for m in runs], "test": [m["test_ap"] for m in runs]}
     return {
-        "val_ap": statistics.mean(val),
-        "val_ap_sd": statistics.stdev(val) if len(val) > 1 else 0.0,
-        "test_ap": statistics.mean(test),
-        "test_ap_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
+        **_summary(aps, statistics.mean(m["seconds"] for m in runs)),
         "test_horizon_map": statistics.mean(m["test_horizon_map"] or 0 for m in runs),
-        "seconds": statistics.mean(m["seconds"] for m in runs),
         "val_positive_rate": runs[0]["val"]["positives"] / runs[0]["val"]["clips"],
     }
 
@@ -136,7 +176,17 @@ def markdown(results: dict) -> str:
             f"| {name} | {r['val_ap']:.3f} ± {r['val_ap_sd']:.3f} | {r['test_ap']:.3f} ± "
             f"{r['test_ap_sd']:.3f} | {_show(r['test_horizon_map'])} | {r['seconds']:.1f} |"
         )
+    for name, r in results["references"].items():
+        lines.append(
+            f"| {name} | {r['val_ap']:.3f} ± {r['val_ap_sd']:.3f} | {r['test_ap']:.3f} ± "
+            f"{r['test_ap_sd']:.3f} | n/a | |"
+        )
+    p = results["best_encoder_vs_probe"]
     lines += [
+        "",
+        f"Best encoder ({p['encoder']}) minus the probe, test AP paired by seed: "
+        f"{p['mean_difference']:+.3f} ± {p['sd']:.3f} (paired t p = {p['t_p']:.3g}, "
+        f"Wilcoxon p = {p['wilcoxon_p']:.3g}); the probe's seed sd {p['probe_test_ap_sd']:.3f}.",
         "",
         f"One knob at a time from the base ({results['knob_encoder']}):",
         "",
@@ -156,7 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/bench/quality.json")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--knob-encoder", default="zipformer")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -172,8 +222,10 @@ def main() -> None:
     results = {"base": BASE, "seeds": args.seeds, "knob_encoder": args.knob_encoder}
     results["encoders"], results["knobs"] = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        probe = probe_baseline(tasks(BASE["backbone"]), args.seeds)
-        print(f"linear probe: val AP {probe['val_ap']:.3f}, test AP {probe['test_ap']:.3f}")
+        references = {kind: reference_runs(tasks(BASE["backbone"]), args.seeds, kind)
+                      for kind in ("probe", "gru")}  # fmt: skip
+        for kind, r in references.items():
+            print(f"{kind}: val AP {r['val_ap']:.3f}, test AP {r['test_ap']:.3f}", flush=True)
         for encoder in space.dimensions["encoder"].values:
             r = trained(space, tasks, settings, {**BASE, "encoder": encoder}, args.seeds, tmp)
             results["encoders"][encoder] = r
@@ -187,7 +239,18 @@ def main() -> None:
                 f"{r['change']}: val AP {r['val_ap']:.3f}, test AP {r['test_ap']:.3f}", flush=True
             )
     results["val_positive_rate"] = results["encoders"][args.knob_encoder]["val_positive_rate"]
-    results["encoders"][f"(no encoder: linear probe on {BASE['backbone']})"] = probe
+    best = max(results["encoders"], key=lambda name: results["encoders"][name]["test_ap"])
+    results["best_encoder_vs_probe"] = {
+        "encoder": best,
+        **paired(results["encoders"][best]["test_aps"], references["probe"]["test_aps"]),
+        "probe_test_ap_sd": references["probe"]["test_ap_sd"],
+    }
+    results["references"] = {
+        f"linear probe on the last step and its 2-s change ({BASE['backbone']})": references[
+            "probe"
+        ],
+        f"GRU, width 64 ({BASE['backbone']})": references["gru"],
+    }
     atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     atomic_write_text(Path(args.out).with_suffix(".md"), markdown(results))
     print(markdown(results))
