@@ -195,3 +195,32 @@ class TestContract:
         scores = model.eval()(x, lengths)
         # train AP = 1.0 exactly when every positive outscores every negative
         assert scores[y == 1].min() > scores[y == 0].max(), f"final loss {loss.item():.3f}"
+
+
+def test_the_swish_output_gates_start_fully_open():
+    """RetNet's G, Mamba's and the mLSTM block's z gates: silu(W x + b) = 1 for any x at init
+    (the open-gate init of retnet.py), and they can still learn (W gets a gradient)."""
+    import torch.nn.functional as F
+
+    from expsearch.models.bimamba import MambaBlock
+    from expsearch.models.retnet import MultiScaleRetention
+    from expsearch.models.xlstm import MLSTMBlock
+
+    x = torch.randn(3, 7, 64)
+    retention, mamba, mlstm = MultiScaleRetention(64), MambaBlock(64), MLSTMBlock(64, 0.0)
+    gates = {
+        "retnet": (lambda x: retention.g_proj(x) + retention.g_bias, retention.g_proj.weight),
+        "bimamba": (
+            lambda x: mamba.in_proj(x).chunk(2, -1)[1] + mamba.z_bias,
+            mamba.in_proj.weight,
+        ),
+        "xlstm": (
+            lambda x: mlstm.up(mlstm.norm(x)).chunk(2, -1)[1] + mlstm.z_bias,
+            mlstm.up.weight,
+        ),
+    }
+    for name, (pre_activation, weight) in gates.items():
+        gate = F.silu(pre_activation(x))
+        assert torch.allclose(gate, torch.ones_like(gate), atol=1e-4), name
+        (gate * torch.randn_like(gate)).sum().backward()
+        assert weight.grad is not None and weight.grad.abs().max() > 0, name

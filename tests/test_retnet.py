@@ -65,7 +65,7 @@ def naive_retention(module: MultiScaleRetention, x: torch.Tensor, mask: torch.Te
     heads, d = module.heads, module.key_dim
     e = module.value_dim // heads
     q_all, k_all = x @ module.q_proj.weight.T, x @ module.k_proj.weight.T
-    v_all, g_all = x @ module.v_proj.weight.T, x @ module.g_proj.weight.T
+    v_all, g_all = x @ module.v_proj.weight.T, x @ module.g_proj.weight.T + module.g_bias
 
     def rope(vec, pos):
         half, out = d // 2, vec.clone()
@@ -101,6 +101,8 @@ def test_retention_matches_a_naive_loop():
     with torch.no_grad():
         module.q_proj.weight.mul_(5)
         module.k_proj.weight.mul_(5)
+        module.g_proj.weight.normal_(0, 0.1)  # the gate starts constant (open); make it vary
+        module.g_bias.normal_(1.0, 0.5)
     x = torch.randn(2, 6, 64, dtype=torch.float64)
     mask = prefix_mask([6, 4], 6)
     got = module(x, mask)

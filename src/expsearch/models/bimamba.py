@@ -8,7 +8,7 @@ as rewritten in mambapy / mamba-minimal): d_inner = 2 * width, d_state 16, d_con
 dt_rank = ceil(width / 16); in_proj -> (x, z); causal depthwise conv + SiLU;
 x_proj -> (delta, B, C); dt = softplus(dt_proj(delta)); A = -exp(A_log); zero-order hold
 A_bar = exp(dt A) with the simplified B_bar x = dt B x; h_t = A_bar h_{t-1} + B_bar x_t;
-y_t = C_t h_t + D x_t; out = out_proj(y * silu(z)). Bidirectional combination of D.3:
+y_t = C_t h_t + D x_t; out = out_proj(y * silu(z + b_z)). Bidirectional combination of D.3:
     BiMamba(x) = LN(a_fwd * Mamba_fwd(x) + a_bwd * flip(Mamba_bwd(flip(x)))) + x
 
 Departures:
@@ -24,6 +24,10 @@ Departures:
   writes it; Vision Mamba shares in_proj/out_proj between directions.
 - a_fwd, a_bwd are learned scalars initialised to 0.5 (the mean of the two directions).
 - No 1/sqrt(n_layer) rescaling of out_proj, no fused add-norm, LayerNorm not RMSNorm.
+- Open-gate init (as retnet.py, which explains it): the z gate gets a bias b_z (Mamba has
+  none), the z half of in_proj starts at zero and b_z at swish^-1(1), so silu(z + b_z) = 1
+  at init and the per-step multiplicative gate is learned from zero. Test AP over 5 seeds
+  on the embedded default 0.65 -> 0.84 (retnet.py gives the setting and the others).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from torch import nn
 
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .retnet import GATE_OPEN
 from .scan import selective_scan
 
 
@@ -82,6 +87,10 @@ class MambaBlock(nn.Module):
         a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(self.d_inner))  # skip connection u -> y
+        # Open-gate init (module docstring): silu(z + z_bias) = 1 at init.
+        self.z_bias = nn.Parameter(torch.full((self.d_inner,), GATE_OPEN))
+        with torch.no_grad():
+            self.in_proj.weight[self.d_inner :].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
@@ -90,7 +99,7 @@ class MambaBlock(nn.Module):
         delta, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(delta))
         y = selective_scan(u, dt, -torch.exp(self.A_log), B, C, self.D)
-        return self.out_proj(y * F.silu(z))
+        return self.out_proj(y * F.silu(z + self.z_bias))
 
 
 class BiMambaBlock(nn.Module):

@@ -6,7 +6,8 @@
 Layer 2k is a retention block (quadratic, distance-weighted), layer 2k+1 a
 bidirectional Mamba block (linear, sequential state). Departure from a plain
 layer count: `depth` counts (retention, Mamba) pairs, so even depth 1 has
-both kinds of layer and differs from RetNet depth 1.
+both kinds of layer and differs from RetNet depth 1. Both blocks use the open-gate init
+of their output gates (retnet.py explains it).
 """
 
 from __future__ import annotations

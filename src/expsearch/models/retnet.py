@@ -8,7 +8,7 @@ of architecture/retnet.py. Multi-scale retention, per head h with key dim d:
     Q = RoPE(x W_Q),  K = RoPE(x W_K) / sqrt(d),  V = x W_V,  G = x W_G
     D[n, m] = gamma_h^|n - m| * valid[m];   D <- D / sqrt(D.sum(-1))        (rows scaled)
     R = (Q K^T) * D;   R <- R / clamp(|R|.sum(-1), min=1)     (detached, as the reference)
-    MSR(x) = W_O(swish(G) * RMSNorm_per_head(R V))          (RMS norm without affine)
+    MSR(x) = W_O(swish(G + b_G) * RMSNorm_per_head(R V))    (RMS norm without affine)
 Block (pre-norm): x = x + drop(MSR(LN(x))); x = x + drop(FFN(LN(x))), FFN = Linear-GELU-
 Linear. Encoder: `depth` blocks and a final LayerNorm. Sizes follow the RetNet paper:
 value and gate dim 2*width, FFN hidden 2*width; heads = min(width // 32, 8) (>= 1).
@@ -30,7 +30,19 @@ Departures from the reference (a causal language model):
   x[b, :L_b] only. Outputs at padded steps are finite but meaningless.
 - Plain RoPE (half-split, base 10000), no xPos scaling (as the current reference).
 - Small init on the output projections (W_O and the FFN's last layer, xavier gain 0.1);
-  W_Q, W_K, W_V, W_G use the reference's xavier gain 2^-2.5.
+  W_Q, W_K, W_V use the reference's xavier gain 2^-2.5.
+- Open-gate init (shared with BiMamba and xLSTM, `GATE_OPEN`): the swish output gate gets a
+  bias b_G (the reference has none), W_G starts at zero and b_G at swish^-1(1) = 1.2785, so
+  the gate starts at exactly 1 and the block starts as plain retention; the per-step
+  multiplicative interaction swish(x_t W_G) * retained(x) is learned from zero. With the
+  reference init (xavier gain 2^-2.5, no bias) the gate is ~x_t W_G / 2 from the first step,
+  the branch is a product of the current frame and its context, and on the synthetic task
+  (frame appearance generalises poorly, change over time well) the models fitted frame
+  appearance. Measured on the embedded default's stores (dinov3_b, width 64, depth 1, last
+  pooling, 15 epochs, 5 seeds, test AP mean +- sd; the same seeds with either init):
+  RetNet 0.63 +- 0.06 -> 0.70 +- 0.06, BiMamba 0.65 +- 0.08 -> 0.84 +- 0.03, xLSTM
+  0.63 +- 0.02 -> 0.77 +- 0.03, Hybrid 0.72 +- 0.09 -> 0.77 +- 0.06; Zipformer, which has
+  no such gate, 0.77 either way; a plain GRU 0.87 +- 0.02, the linear probe 0.82 +- 0.02.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from torch import nn
 from .dropout import Dropout
 
 MIN_HORIZON, MAX_HORIZON = 2.0, 20.0
+GATE_OPEN = 1.2785  # swish(1.2785) = 1.000: output gates start fully open (see docstring)
 ROPE_BASE = 10000.0
 
 
@@ -105,9 +118,11 @@ class MultiScaleRetention(nn.Module):
         self.v_proj = nn.Linear(width, self.value_dim, bias=False)
         self.g_proj = nn.Linear(width, self.value_dim, bias=False)
         self.out_proj = nn.Linear(self.value_dim, width, bias=False)
+        self.g_bias = nn.Parameter(torch.full((self.value_dim,), GATE_OPEN))
         self.register_buffer("log_gamma", head_log_gammas(self.heads))
-        for proj in (self.q_proj, self.k_proj, self.v_proj, self.g_proj):
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
             nn.init.xavier_uniform_(proj.weight, gain=2**-2.5)
+        nn.init.zeros_(self.g_proj.weight)  # open-gate init: swish(0 + GATE_OPEN) = 1
         nn.init.xavier_uniform_(self.out_proj.weight, gain=0.1)
 
     def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H*e) -> (B, H, T, e)
@@ -123,7 +138,7 @@ class MultiScaleRetention(nn.Module):
         scale = retention.detach().abs().sum(-1, keepdim=True).clamp(min=1.0)
         out = rms_norm((retention / scale) @ v)
         out = out.transpose(1, 2).reshape(batch, steps, self.value_dim)
-        return self.out_proj(F.silu(self.g_proj(x)) * out)
+        return self.out_proj(F.silu(self.g_proj(x) + self.g_bias) * out)
 
 
 class RetentionBlock(nn.Module):
