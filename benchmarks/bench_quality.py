@@ -103,8 +103,10 @@ def reference_runs(task, seeds: int, kind: str) -> dict:
         if kind == "probe":
             model = torch.nn.Sequential(_ProbeInputs(), torch.nn.Linear(2 * x.shape[2], 1))
             epochs = 30
-        else:
+        elif kind == "gru":
             model, epochs = _GRUReference(x.shape[2]), 15
+        else:
+            raise ValueError(f"unknown reference {kind!r}: probe or gru")
         optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.01)
         for _ in range(epochs):
             model.train()

@@ -17,6 +17,14 @@
 #define IN const float *restrict
 #define OUT float *restrict
 
+/* The taps k of output step t whose input step s = t - left + k lies in 0 .. nt - 1. */
+static void taps_inside(int64_t t, int64_t nt, int64_t nk, int64_t left, int64_t *first,
+                        int64_t *last)
+{
+    *first = left - t > 0 ? left - t : 0;
+    *last = nt + left - t < nk ? nt + left - t : nk;
+}
+
 void conv_forward(IN x, IN w, IN bias, OUT y, int64_t nb, int64_t nt, int64_t nc, int64_t nk,
                   int64_t left)
 {
@@ -25,11 +33,10 @@ void conv_forward(IN x, IN w, IN bias, OUT y, int64_t nb, int64_t nt, int64_t nc
             OUT yt = y + (b * nt + t) * nc;
             for (int64_t c = 0; c < nc; c++)
                 yt[c] = bias == NULL ? 0.0f : bias[c];
-            for (int64_t k = 0; k < nk; k++) {
-                const int64_t s = t - left + k;
-                if (s < 0 || s >= nt)
-                    continue;
-                IN xs = x + (b * nt + s) * nc;
+            int64_t first, last;
+            taps_inside(t, nt, nk, left, &first, &last);
+            for (int64_t k = first; k < last; k++) {
+                IN xs = x + (b * nt + t - left + k) * nc;
                 IN wk = w + k * nc;
                 for (int64_t c = 0; c < nc; c++)
                     yt[c] += wk[c] * xs[c];
@@ -47,10 +54,10 @@ void conv_backward(IN x, IN w, IN gy, OUT gx, OUT gw, OUT gbias, int64_t nb, int
             if (gbias != NULL)
                 for (int64_t c = 0; c < nc; c++)
                     gbias[c] += gyt[c];
-            for (int64_t k = 0; k < nk; k++) {
+            int64_t first, last;
+            taps_inside(t, nt, nk, left, &first, &last);
+            for (int64_t k = first; k < last; k++) {
                 const int64_t s = t - left + k;
-                if (s < 0 || s >= nt)
-                    continue;
                 IN xs = x + (b * nt + s) * nc;
                 IN wk = w + k * nc;
                 OUT gxs = gx + (b * nt + s) * nc;

@@ -4,8 +4,9 @@
  * d_state-long state in registers / L1:
  *     h_t = exp(dt_t A_d) * h_{t-1} + dt_t u_t B_t,     y_t = C_t . h_t + D_d u_t
  * instead of PyTorch's ~10 full-size (batch, d_inner, d_state) temporaries per time
- * step. The backward pass recomputes the forward states of its pair (T x d_state
- * floats) rather than storing them, so nothing beyond the inputs is kept for autograd.
+ * step. Both passes run the recurrence of a pair into a T x d_state scratch buffer
+ * (`pair_states`); the backward pass recomputes it rather than storing the forward's,
+ * so nothing beyond the inputs is kept for autograd.
  *
  * Layout (row-major, contiguous float32):
  *   u, dt, y, gu, gdt: (nb, nt, nd)   A, gA: (nd, ns)   B, C, gB, gC: (nb, nt, ns)
@@ -23,54 +24,60 @@
 #define IN const float *restrict
 #define OUT float *restrict
 
+/* The recurrence of one (batch row b, channel d) pair, shared by both passes: hs row t + 1
+ * gets h_t (row 0 is h_{-1} = 0) and decay row t gets exp(dt_t A_d). */
+static void pair_states(IN u, IN dt, IN A, IN B, int64_t b, int64_t d, int64_t nt, int64_t nd,
+                        int64_t ns, float *hs, OUT decay)
+{
+    IN Ad = A + d * ns;
+    memset(hs, 0, sizeof(float) * ns);
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t i = (b * nt + t) * nd + d;
+        IN Bt = B + (b * nt + t) * ns;
+        IN prev = hs + t * ns;
+        OUT next = hs + (t + 1) * ns;
+        OUT a = decay + t * ns;
+        const float step = dt[i], dtu = step * u[i];
+        for (int64_t n = 0; n < ns; n++) {
+            a[n] = expf(step * Ad[n]);
+            next[n] = a[n] * prev[n] + dtu * Bt[n];
+        }
+    }
+}
+
 void scan_forward(IN u, IN dt, IN A, IN B, IN C, IN D, OUT y, int64_t nb, int64_t nt,
                   int64_t nd, int64_t ns)
 {
-    OUT h = malloc(sizeof(float) * ns);
+    float *hs = malloc(sizeof(float) * (nt + 1) * ns);
+    float *decay = malloc(sizeof(float) * nt * ns);
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t d = 0; d < nd; d++) {
-            IN Ad = A + d * ns;
-            memset(h, 0, sizeof(float) * ns);
+            pair_states(u, dt, A, B, b, d, nt, nd, ns, hs, decay);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t i = (b * nt + t) * nd + d;
-                IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                const float step = dt[i], dtu = step * u[i];
+                IN h = hs + (t + 1) * ns;
                 float acc = 0.0f;
-                for (int64_t n = 0; n < ns; n++) {
-                    h[n] = expf(step * Ad[n]) * h[n] + dtu * Bt[n];
+                for (int64_t n = 0; n < ns; n++)
                     acc += Ct[n] * h[n];
-                }
                 y[i] = acc + D[d] * u[i];
             }
         }
     }
-    free(h);
+    free(decay);
+    free(hs);
 }
 
 void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, OUT gA,
                    OUT gB, OUT gC, OUT gD, int64_t nb, int64_t nt, int64_t nd, int64_t ns)
 {
-    /* hs row t + 1 holds h_t (row 0 is h_{-1} = 0); decay row t holds exp(dt_t A). */
     float *hs = malloc(sizeof(float) * (nt + 1) * ns);
     float *decay = malloc(sizeof(float) * nt * ns);
     OUT gh = malloc(sizeof(float) * ns);
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t d = 0; d < nd; d++) {
             IN Ad = A + d * ns;
-            memset(hs, 0, sizeof(float) * ns);
-            for (int64_t t = 0; t < nt; t++) {
-                const int64_t i = (b * nt + t) * nd + d;
-                IN Bt = B + (b * nt + t) * ns;
-                IN prev = hs + t * ns;
-                OUT next = hs + (t + 1) * ns;
-                OUT a = decay + t * ns;
-                const float step = dt[i], dtu = step * u[i];
-                for (int64_t n = 0; n < ns; n++) {
-                    a[n] = expf(step * Ad[n]);
-                    next[n] = a[n] * prev[n] + dtu * Bt[n];
-                }
-            }
+            pair_states(u, dt, A, B, b, d, nt, nd, ns, hs, decay);
             /* gh carries dL/dh_t through the recurrence, already multiplied by the next
              * step's decay: dL/dh_t = gy_t C_t + exp(dt_{t+1} A) dL/dh_{t+1}. */
             memset(gh, 0, sizeof(float) * ns);
