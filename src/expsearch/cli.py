@@ -19,6 +19,10 @@
     expsearch train CONFIG.yaml [--features DIR] [--split MANIFEST] --out DIR [--clips CSV]
                     [--device D] [--seed S] [--quiet]
                                                      out/metrics.json (+ out/trace.txt on failure)
+    expsearch crossval CONFIG.yaml [CONFIG.yaml ...] [--features DIR] [--split MANIFEST]
+                       [--clips CSV] [--folds K] [--seed S] [--device D] [--out FILE]
+                                                     k-fold test AP of the configs, each fold
+                                                     keeping the one with the best val AP
     expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
                       [--n N] [--seed S] [--round R] [--out FILE] [--no-heal] [--fallback]
                                                      the round's candidates with fates, as YAML
@@ -269,6 +273,51 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"/{metrics['epochs_run']}), test AP {show(metrics['test_ap'])}, test horizon mAP "
         f"{show(metrics['test_horizon_map'])}, {metrics['seconds']:.1f} s on {metrics['device']}"
         f" -> {Path(args.out) / 'metrics.json'}"
+    )
+    return 0
+
+
+def cmd_crossval(args: argparse.Namespace) -> int:
+    from functools import cache
+
+    from .features.store import StoreError, stores_under
+    from .settings import training_settings
+    from .training.crossval import cross_validate, fold_tasks, summary
+
+    params = load_params(args.params)
+    space = space_settings(params)
+    settings = training_settings(params["training"], device=args.device, seed=args.seed)
+    candidates = []
+    for path in args.configs:
+        try:
+            candidates.append(space.validate(load_yaml_file(path)))
+        except ConfigError as error:
+            print(f"expsearch crossval: error: {path}: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    stores = stores_under(args.features or params["features"]["root"])
+    manifest = Path(args.split)
+
+    @cache
+    def folds_of(backbone: str):
+        if backbone not in stores:
+            raise StoreError(
+                f"no feature store for backbone {backbone!r}; stores: {sorted(stores)}"
+            )
+        return fold_tasks(
+            stores[backbone], manifest, args.clips or manifest.parent / "clips.csv",
+            k=args.folds, seed=settings.seed, device=str(settings.torch_device()),
+        )  # fmt: skip
+
+    runs = cross_validate(
+        candidates, folds_of, settings, progress=lambda line: print(line, flush=True)
+    )
+    result = summary(runs, args.folds)
+    result["configs"] = [dict(c.to_dict(), fingerprint=c.fingerprint) for c in candidates]
+    _write_out(json.dumps(result, indent=1) + "\n", args.out)
+    print(
+        f"{args.folds}-fold test AP {result['test_ap']:.4f} ± {result['test_ap_sd']:.4f} "
+        f"(SE {result['test_ap_se']:.4f})",
+        file=sys.stderr,
     )
     return 0
 
@@ -525,6 +574,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
     train.add_argument("--seed", type=int, help="training seed (default: params)")
     train.add_argument("--quiet", action="store_true", help="no line per epoch")
+
+    crossval = add(
+        "crossval", cmd_crossval,
+        "k-fold cross-validated test AP of final configs (per fold, the best by val AP)",
+    )  # fmt: skip
+    crossval.add_argument("configs", nargs="+", help="config YAMLs: the candidates")
+    crossval.add_argument("--features", help="root of the feature stores (default: params)")
+    crossval.add_argument("--split", default="results/split/manifest.json", help="its clips")
+    crossval.add_argument("--clips", help="clip table (default: clips.csv beside the manifest)")
+    crossval.add_argument("--folds", type=int, default=10, help="k (default: %(default)s)")
+    crossval.add_argument("--seed", type=int, help="fold and training seed (default: params)")
+    crossval.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
+    crossval.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
 
     propose = add("propose", cmd_propose, "propose one round of configs and print their fates")
     propose.add_argument(

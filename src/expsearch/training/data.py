@@ -132,7 +132,9 @@ def _valid_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.arange(steps)[None, :] >= (steps - lengths)[:, None]
 
 
-def _read(store: FeatureStore, ids: Sequence[str], name: str) -> tuple[np.ndarray, np.ndarray]:
+def read_features(
+    store: FeatureStore, ids: Sequence[str], name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Features (in the order of `ids`) and valid lengths of one split, checked."""
     rows = store.rows(ids)
     order = np.argsort(rows)  # read the memory map in file order
@@ -147,7 +149,7 @@ def _read(store: FeatureStore, ids: Sequence[str], name: str) -> tuple[np.ndarra
     return features, lengths
 
 
-def _standardiser(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def training_scale(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     steps = features[_valid_steps(lengths, features.shape[1])]  # (valid steps, D)
     if steps.shape[0] == 0:
         raise DataError("the training split has no valid feature steps")
@@ -155,7 +157,7 @@ def _standardiser(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray
     return mean, np.where(std > 1e-6, std, 1.0)
 
 
-def _split_data(
+def split_data(
     name: str,
     ids: Sequence[str],
     raw: tuple[np.ndarray, np.ndarray],
@@ -184,6 +186,17 @@ def _split_data(
     )
 
 
+def check_labels(store: FeatureStore, manifest: Manifest, manifest_path: str | Path) -> None:
+    """A store extracted for other labels than the manifest's is an error naming both."""
+    recorded = store.index.get("labels_sha256", "")
+    if recorded and recorded != manifest.labels_sha256:
+        raise StoreError(
+            f"{store.directory}: features were extracted for labels {recorded[:12]}…, but the "
+            f"manifest {manifest_path} is for labels {manifest.labels_sha256[:12]}…; "
+            "extract again or use the matching split"
+        )
+
+
 def load_task(
     store_dir: str | Path,
     manifest_path: str | Path,
@@ -198,13 +211,7 @@ def load_task(
     store = open_store(store_dir, verify=verify)
     manifest: Manifest = load_manifest(manifest_path)
     clips = read_clip_table(clips_path)
-    recorded = store.index.get("labels_sha256", "")
-    if recorded and recorded != manifest.labels_sha256:
-        raise StoreError(
-            f"{store.directory}: features were extracted for labels {recorded[:12]}…, but the "
-            f"manifest {manifest_path} is for labels {manifest.labels_sha256[:12]}…; "
-            "extract again or use the matching split"
-        )
+    check_labels(store, manifest, manifest_path)
     in_store = set(store.ids)
     present, missing = {}, {}
     for name in manifest.splits:
@@ -214,13 +221,13 @@ def load_task(
     for name in ("train", "val"):
         if not present[name]:
             raise DataError(f"{store.directory}: no clip of the {name} split is in the store")
-    raw = {name: _read(store, ids, name) for name, ids in present.items() if ids}
-    scale = _standardiser(*raw["train"])  # training statistics serve every split
+    raw = {name: read_features(store, ids, name) for name, ids in present.items() if ids}
+    scale = training_scale(*raw["train"])  # training statistics serve every split
     fps = float(store.index.get("fps", 5.0))
 
     def build(name: str, unseal: bool = False) -> SplitData:
         targets = manifest.labels(clips, name, unseal=unseal)
-        return _split_data(name, present[name], raw[name], clips, targets, scale, fps, device)
+        return split_data(name, present[name], raw[name], clips, targets, scale, fps, device)
 
     sealed = {
         name: build(name, unseal=True)
