@@ -23,6 +23,10 @@
                        [--clips CSV] [--folds K] [--seed S] [--device D] [--out FILE]
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
+    expsearch import orze DIR --out DATASET_DIR [--campaign NAME]
+                                                     Orze results (metrics.json + idea_config.yaml
+                                                     per idea) as an experiments.parquet, with
+                                                     refused.jsonl naming what could not be mapped
     expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
                       [--n N] [--seed S] [--round R] [--out FILE] [--no-heal] [--fallback]
                                                      the round's candidates with fates, as YAML
@@ -33,6 +37,7 @@
                       [--agent-log JSONL] [--out FILE] [--tables DIR] [--value COLUMN]
                       [--groups a,b] [--min-group-size N] [--seed S] [--permutations N]
                       [--bootstrap N] [--pool-campaigns a,b] [--generative-campaign NAME]
+                      [--no-subset]
                                                      the analyses' results as JSON (stdout or
                                                      --out); long series as CSVs in --tables
 
@@ -322,6 +327,23 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_orze(args: argparse.Namespace) -> int:
+    from .importers.orze import import_orze, write_import
+
+    try:
+        result = import_orze(args.dir, campaign=args.campaign)
+    except FileNotFoundError as error:
+        print(f"expsearch import orze: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    summary = write_import(result, args.out)
+    print(
+        f"{summary['imported']} of {summary['records']} records imported -> "
+        f"{Path(args.out) / 'experiments.parquet'}; {summary['refused']} refused, reasons in "
+        f"{Path(args.out) / 'refused.jsonl'} ({summary['refusal_reasons']})"
+    )
+    return 0
+
+
 def cmd_propose(args: argparse.Namespace) -> int:
     from .agents.history import History
     from .agents.plan import plan_round
@@ -464,7 +486,10 @@ def _analysis_overrides(args: argparse.Namespace) -> dict:
         "pool_campaigns": names(args.pool_campaigns),
         "generative_campaign": args.generative_campaign,
     }
-    return {key: value for key, value in overrides.items() if value is not None}
+    chosen = {key: value for key, value in overrides.items() if value is not None}
+    if args.no_subset:  # e.g. imported rows, which have no rounds
+        chosen["subset"] = None
+    return chosen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -588,6 +613,15 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
     crossval.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
 
+    importers = sub.add_parser("import", help="other systems' experiment records").add_subparsers(
+        dest="source", required=True
+    )
+    orze = importers.add_parser("orze", help="Orze results folders as an experiment table")
+    orze.add_argument("dir", help="folder of idea folders (metrics.json + idea_config.yaml)")
+    orze.add_argument("--out", required=True, help="dataset folder to write")
+    orze.add_argument("--campaign", default="orze", help="campaign name of the rows")
+    orze.set_defaults(func=cmd_import_orze)
+
     propose = add("propose", cmd_propose, "propose one round of configs and print their fates")
     propose.add_argument(
         "--policy", action="append", required=True,
@@ -632,6 +666,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--bootstrap", type=int, help="bootstrap resamples (default: params)")
     analyze.add_argument("--pool-campaigns", help="campaigns forming the pool, comma-separated")
     analyze.add_argument("--generative-campaign", help="the campaign that drew from the space")
+    analyze.add_argument(
+        "--no-subset", action="store_true",
+        help="analyse every row: no analysis.subset (rows without rounds, e.g. imported ones)",
+    )  # fmt: skip
     return parser
 
 

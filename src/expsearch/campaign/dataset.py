@@ -84,14 +84,14 @@ def compile_dataset(
         calls = [entry for plan in mine for entry in plan["agent_log"]]
         logs += [{"campaign": name, **entry} for entry in calls]
         summary[name] = campaign_summary(settings, rows, shard_docs, calls)
-    _write_parquet(out.experiments, rows_of)
-    _write_parquet(out.proposals, proposals)
+    write_parquet(out.experiments, rows_of)
+    write_parquet(out.proposals, proposals)
     atomic_write_text(out.agent_log, "".join(json.dumps(entry) + "\n" for entry in logs))
     atomic_write_text(out.summary, json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     frame = pd.DataFrame(
         [{k: json.dumps(v) if k in NESTED else v for k, v in row.items()} for row in rows]
     )

@@ -1,0 +1,1 @@
+"""Importers of other systems' experiment records into this project's dataset tables."""
