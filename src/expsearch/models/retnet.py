@@ -43,6 +43,12 @@ Departures from the reference (a causal language model):
   RetNet 0.63 +- 0.06 -> 0.70 +- 0.06, BiMamba 0.65 +- 0.08 -> 0.84 +- 0.03, xLSTM
   0.63 +- 0.02 -> 0.77 +- 0.03, Hybrid 0.72 +- 0.09 -> 0.77 +- 0.06; Zipformer, which has
   no such gate, 0.77 either way; a plain GRU 0.87 +- 0.02, the linear probe 0.82 +- 0.02.
+
+Known limitation on the embedded task: RetNet trails BiMamba by 0.14 test AP in 10-fold
+cross-validation (0.69 against 0.82). Its fixed per-head decays make it, at depth 1 with
+`last` pooling, one content-weighted average read from the last step; no knob of the
+space, head count, norm, RoPE base or an added short convolution closed the gap (the
+README's quality section has the numbers). A data-dependent decay would be another model.
 """
 
 from __future__ import annotations
