@@ -23,6 +23,9 @@
                        [--clips CSV] [--folds K] [--seed S] [--device D] [--out FILE]
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
+    expsearch paper [--analysis DIR] [--out DIR] [--params FILE]
+                                                     Tables 1-4 (Markdown and LaTeX), values.tex
+                                                     and values.json from the analyses' results
     expsearch import orze DIR --out DATASET_DIR [--campaign NAME]
                                                      Orze results (metrics.json + idea_config.yaml
                                                      per idea) as an experiments.parquet, with
@@ -327,6 +330,19 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(args: argparse.Namespace) -> int:
+    from .paper.write import read_results, write_paper
+
+    try:
+        results = read_results(args.analysis)
+    except FileNotFoundError as error:
+        print(f"expsearch paper: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    written = write_paper(results, _space(args), args.out)
+    print(f"{len(written)} files -> {args.out}")
+    return 0
+
+
 def cmd_import_orze(args: argparse.Namespace) -> int:
     from .importers.orze import import_orze, write_import
 
@@ -612,6 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     crossval.add_argument("--seed", type=int, help="fold and training seed (default: params)")
     crossval.add_argument("--device", help="auto | cpu | cuda[:N] (default: params)")
     crossval.add_argument("--out", help="write the JSON here (atomically) instead of stdout")
+
+    paper = add("paper", cmd_paper, "the paper's tables and values.tex from the analyses")
+    paper.add_argument("--analysis", default="results/analysis", help="the analyses' JSON")
+    paper.add_argument("--out", default="paper", help="folder for tables/, values.tex|json")
 
     importers = sub.add_parser("import", help="other systems' experiment records").add_subparsers(
         dest="source", required=True

@@ -1,0 +1,1 @@
+"""The paper generated from the analyses: tables (and, later, figures and values.tex)."""
