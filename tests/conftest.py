@@ -91,3 +91,25 @@ def quick_config(focal_config) -> dict:
         "batch_size": 32,
         "epochs": 5,
     }
+
+
+@pytest.fixture(scope="session")
+def planted_analysis(tmp_path_factory, space) -> Path:
+    """`expsearch analyze all --tables` on a planted 300-row table: one JSON result
+    per family and the CSV tables, as make run's results/analysis holds them."""
+    import json
+
+    from expsearch.analysis.planted import planted_table
+    from expsearch.cli import main
+
+    root = tmp_path_factory.mktemp("planted_analysis")
+    runs = root / "runs.csv"
+    planted_table(space, n=300, seed=1, n_random=40).to_csv(runs, index=False)
+    results = root / "analysis"
+    argv = ["analyze", "all", "--params", str(ROOT / "params.yaml"), "--data", str(runs),
+            "--out", str(root / "all.json"), "--tables", str(results),
+            "--permutations", "50", "--bootstrap", "50"]  # fmt: skip
+    assert main(argv) == 0
+    for family, result in json.loads((root / "all.json").read_text()).items():
+        (results / f"{family}.json").write_text(json.dumps(result))
+    return results

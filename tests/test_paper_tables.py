@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from expsearch.analysis.planted import planted_table
 from expsearch.cli import main
 from expsearch.paper.tables import (
     Column,
@@ -26,20 +25,9 @@ from .conftest import ROOT
 PARAMS = str(ROOT / "params.yaml")
 
 
-@pytest.fixture(scope="module")
-def analysis_dir(tmp_path_factory, space):
-    root = tmp_path_factory.mktemp("paper")
-    runs = root / "runs.csv"
-    planted_table(space, n=300, seed=1, n_random=40).to_csv(runs, index=False)
-    both = root / "all.json"
-    argv = ["analyze", "all", "--params", PARAMS, "--data", str(runs), "--out", str(both),
-            "--permutations", "50", "--bootstrap", "50"]  # fmt: skip
-    assert main(argv) == 0
-    results = root / "analysis"
-    results.mkdir()
-    for family, result in json.loads(both.read_text()).items():
-        (results / f"{family}.json").write_text(json.dumps(result))
-    return results
+@pytest.fixture
+def analysis_dir(planted_analysis):
+    return planted_analysis
 
 
 def results_of(analysis_dir) -> dict:

@@ -24,8 +24,9 @@
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
     expsearch paper [--analysis DIR] [--out DIR] [--params FILE]
-                                                     Tables 1-4 (Markdown and LaTeX), values.tex
-                                                     and values.json from the analyses' results
+                                                     Tables 1-4 (Markdown and LaTeX), Figures 2-5
+                                                     (PDF, PNG), values.tex and values.json from
+                                                     the analyses' results and CSV tables
     expsearch import orze DIR --out DATASET_DIR [--campaign NAME]
                                                      Orze results (metrics.json + idea_config.yaml
                                                      per idea) as an experiments.parquet, with
@@ -331,14 +332,17 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
+    from .paper.figures import draw_figures, save
     from .paper.write import read_results, write_paper
 
-    try:
+    try:  # every input read before anything is written: no half-written paper
         results = read_results(args.analysis)
+        figures = draw_figures(args.analysis, min_runs=args.min_runs)
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = write_paper(results, _space(args), args.out)
+    written += save(figures, Path(args.out) / "figures")
     print(f"{len(written)} files -> {args.out}")
     return 0
 
@@ -631,7 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     paper = add("paper", cmd_paper, "the paper's tables and values.tex from the analyses")
     paper.add_argument("--analysis", default="results/analysis", help="the analyses' JSON")
-    paper.add_argument("--out", default="paper", help="folder for tables/, values.tex|json")
+    paper.add_argument("--out", default="paper", help="folder for tables/, figures/, values.*")
+    paper.add_argument(
+        "--min-runs", type=int, default=5, help="heatmap cells need this many runs (default: 5)"
+    )
 
     importers = sub.add_parser("import", help="other systems' experiment records").add_subparsers(
         dest="source", required=True
