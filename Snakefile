@@ -26,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/campaign.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:
@@ -34,4 +35,5 @@ rule all:
         STORE_FILES,
         rules.dataset.output,
         ANALYSIS_FILES,
+        rules.paper.output,
     default_target: True

@@ -14,30 +14,32 @@ from expsearch.cli import main
 from expsearch.paper.figures import (
     convergence_figure,
     draw_figures,
+    figure_files,
     heatmap_figure,
     save,
+    sources_in,
 )
 
 from .conftest import ROOT
 
 
 def test_saved_figures_are_pdf_and_png_with_the_same_bytes_twice(planted_analysis, tmp_path):
-    first = save(draw_figures(planted_analysis), tmp_path / "a")
-    second = save(draw_figures(planted_analysis), tmp_path / "b")
+    first = save(draw_figures(sources_in(planted_analysis)), figure_files(tmp_path / "a"))
+    second = save(draw_figures(sources_in(planted_analysis)), figure_files(tmp_path / "b"))
     assert [p.name for p in first] == [p.name for p in second]
     assert {p.stem for p in first} == {"convergence", "dynamics", "trajectory", "heatmap"}
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
         head = a.read_bytes()[:8]
         assert head.startswith(b"%PDF") if a.suffix == ".pdf" else head == b"\x89PNG\r\n\x1a\n"
-    assert b"CreationDate" not in (tmp_path / "a" / "convergence.pdf").read_bytes()
+    assert b"CreationDate" not in (tmp_path / "a" / "figures" / "convergence.pdf").read_bytes()
 
 
 def test_the_convergence_figure_draws_the_analysis_curves(planted_analysis):
     curve = pd.read_csv(planted_analysis / "convergence_curve.csv")
     baselines = pd.read_csv(planted_analysis / "baselines_curve.csv")
     result = json.loads((planted_analysis / "convergence.json").read_text())
-    figure = convergence_figure(planted_analysis)
+    figure = convergence_figure(sources_in(planted_analysis))
     full = figure.axes[0]
     lines = {line.get_label(): line for line in full.get_lines()}
     search = lines["search: best so far"]
@@ -57,7 +59,7 @@ def test_a_panel_without_data_says_why(planted_analysis, tmp_path):
     result = json.loads((directory / "convergence.json").read_text())
     result["subset"] = {"status": "insufficient_data", "reason": "4 points, fewer than 5"}
     (directory / "convergence.json").write_text(json.dumps(result))
-    figure = convergence_figure(directory)
+    figure = convergence_figure(sources_in(directory))
     texts = [t.get_text() for t in figure.axes[1].texts]
     assert texts == ["insufficient data: 4 points, fewer than 5"]
     assert not figure.axes[1].get_lines()
@@ -66,13 +68,13 @@ def test_a_panel_without_data_says_why(planted_analysis, tmp_path):
 def test_the_heatmap_keeps_cells_with_enough_runs(planted_analysis):
     groups = pd.read_csv(planted_analysis / "variance_groups.csv")
     min_runs = int(groups["n"].median())
-    figure = heatmap_figure(planted_analysis, min_runs=min_runs)
+    figure = heatmap_figure(sources_in(planted_analysis), min_runs=min_runs)
     labels = [t.get_text() for t in figure.axes[0].texts]
     kept = groups[groups["n"] >= min_runs]
     assert sorted(labels) == sorted(
         f"{m:.3f}\nn={n}" for m, n in zip(kept["mean"], kept["n"], strict=True)
     )
-    empty = heatmap_figure(planted_analysis, min_runs=10**6)
+    empty = heatmap_figure(sources_in(planted_analysis), min_runs=10**6)
     assert "no backbone x encoder cell" in empty.axes[0].texts[0].get_text()
 
 
@@ -98,4 +100,4 @@ def test_a_missing_result_is_named(planted_analysis, tmp_path, name):
     shutil.copytree(planted_analysis, directory)
     (directory / name).unlink()
     with pytest.raises(FileNotFoundError, match=name):
-        draw_figures(directory)
+        draw_figures(sources_in(directory))

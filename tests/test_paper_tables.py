@@ -60,7 +60,7 @@ def test_every_macro_is_a_number_of_the_results(analysis_dir):
 
 def test_insufficient_data_is_a_dash_never_a_number():
     results = {
-        "variance": {"status": "ok", "counts": {"rows": 3}, "anova": {
+        "variance": {"status": "insufficient_data", "counts": {"rows": 3}, "anova": {
             "status": "insufficient_data", "reason": "one group", "F": 9.9}},
         "convergence": {"status": "insufficient_data", "reason": "too few points"},
     }  # fmt: skip

@@ -39,9 +39,12 @@ def test_unknown_top_level_key(params):
     assert "unknown key" in problems["campain"] and "campaign" in problems["campain"]
 
 
-def test_unknown_key_in_a_reserved_section(params):
-    params["paper"] = {"rounds": 3}
-    assert _problems(params) == {"paper.rounds": "unknown key; this section takes no keys yet"}
+def test_unknown_key_in_the_paper_section(params):
+    params["paper"]["heatmap_min_run"] = 3
+    params["paper"]["heatmap_min_runs"] = 0
+    problems = _problems(params)
+    assert "heatmap_min_runs" in problems["paper.heatmap_min_run"]
+    assert "paper.heatmap_min_runs" in problems
 
 
 def test_analysis_keys_are_checked(params):

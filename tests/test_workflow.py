@@ -98,6 +98,12 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
     assert "Every trained configuration of every campaign" in html  # dataset caption
     assert "discrete cells" in html  # the space caption
     assert "Pool baselines" in html and "Variance decomposition" in html  # analysis captions
+    assert "Figure 2, convergence" in html and "Figure 5, backbone x encoder" in html
+    values = json.loads((repo / "results/paper/values.json").read_text())
+    assert values["NExperiments"] == str(len(experiments))
+    for name in ("top_configs.tex", "notation.md"):
+        assert (repo / "results/paper/tables" / name).stat().st_size > 0
+    assert (repo / "results/paper/figures/heatmap.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_the_file_audit_catches_undeclared_reads_and_writes():

@@ -332,17 +332,17 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from .paper.figures import draw_figures, save
-    from .paper.write import read_results, write_paper
+    from .paper.figures import draw_figures, figure_files, save, sources_in
+    from .paper.write import paper_files, read_results, result_files, write_paper
 
     try:  # every input read before anything is written: no half-written paper
-        results = read_results(args.analysis)
-        figures = draw_figures(args.analysis, min_runs=args.min_runs)
+        results = read_results(result_files(args.analysis))
+        figures = draw_figures(sources_in(args.analysis), min_runs=args.min_runs)
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    written = write_paper(results, _space(args), args.out)
-    written += save(figures, Path(args.out) / "figures")
+    written = write_paper(results, _space(args), paper_files(args.out))
+    written += save(figures, figure_files(args.out))
     print(f"{len(written)} files -> {args.out}")
     return 0
 

@@ -14,6 +14,9 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
+from expsearch.paper.figures import FIGURES as PAPER_FIGURES
+from expsearch.paper.figures import figure_files
+from expsearch.paper.write import paper_files
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
 from expsearch.features.frames import frame_files, frame_plan, frames_file
@@ -123,6 +126,12 @@ def analysis_tables(family):
     """The CSV tables a family's rule writes beside its JSON (name -> path)."""
     return {name: f"{ANALYSIS}/{family}_{name}.csv" for name in ANALYSIS_TABLES[family]}
 
+
+PAPER = f"{RESULTS}/paper"
+# What the paper reads of params (a change redraws it).
+PAPER_PARAMS = {key: PARAMS[key] for key in ("space", "analysis", "paper")}
+PAPER_TEXT_FILES = {key: str(path) for key, path in paper_files(PAPER).items()}
+PAPER_FIGURE_FILES = {key: str(path) for key, path in figure_files(PAPER).items()}
 
 ANALYSIS_FILES = [f"{ANALYSIS}/{family}.json" for family in ANALYSIS_TABLES] + [
     path for family in ANALYSIS_TABLES for path in analysis_tables(family).values()

@@ -1,7 +1,10 @@
 """The paper's Figures 2-5 from the analyses' results, as PDF and PNG with deterministic bytes.
 
-    figures = draw_figures("results/analysis")   # {name: matplotlib Figure}
-    save(figures, "paper/figures")               # <name>.pdf and <name>.png each
+    figures = draw_figures(sources_in("results/analysis"))   # {name: matplotlib Figure}
+    save(figures, figure_files("paper"))   # paper/figures/<name>.pdf and .png
+
+`sources` maps each input's file name ("convergence.json", ...) to its path, so
+a workflow passes exactly the files its rule declares.
 
 - `convergence` (Figure 2): cumulative best AP against N, full table and the
   subset side by side, the fitted power law (bounded), the pool baselines and
@@ -25,6 +28,7 @@ the same bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +47,26 @@ METADATA = {
 }
 
 
-def _read(directory: Path, name: str) -> Any:
-    path = directory / name
+FIGURES = ("convergence", "dynamics", "trajectory", "heatmap")
+INPUTS = ("convergence.json", "convergence_curve.csv", "baselines_curve.csv", "dynamics.json",
+          "dynamics_series.csv", "dynamics_jsd.csv", "variance_groups.csv")  # fmt: skip
+
+
+def sources_in(directory: str | Path) -> dict[str, Path]:
+    """The figures' inputs in one folder (as `expsearch analyze all --tables` writes them)."""
+    return {name: Path(directory) / name for name in INPUTS}
+
+
+def figure_files(out: str | Path) -> dict[str, Path]:
+    """Output key (`convergence_pdf`, ...) -> out/figures/<name>.<format>."""
+    return {f"{name}_{fmt}": Path(out) / "figures" / f"{name}.{fmt}"
+            for name in FIGURES for fmt in ("pdf", "png")}  # fmt: skip
+
+
+def _read(sources: Mapping[str, str | Path], name: str) -> Any:
+    if name not in sources:
+        raise FileNotFoundError(f"{name}: not among the figures' inputs {sorted(sources)}")
+    path = Path(sources[name])
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing (run the analyses with their tables first)")
     return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_csv(path)
@@ -61,10 +83,10 @@ def _events(ax, events: list[dict[str, Any]], x_of=lambda event: event["N"]) -> 
         ax.axvline(x_of(event), color=color, linestyle=style, linewidth=0.8, zorder=0)
 
 
-def convergence_figure(directory: Path) -> plt.Figure:
-    result = _read(directory, "convergence.json")
-    curve = _read(directory, "convergence_curve.csv")
-    baselines = _read(directory, "baselines_curve.csv")
+def convergence_figure(sources: Mapping[str, str | Path]) -> plt.Figure:
+    result = _read(sources, "convergence.json")
+    curve = _read(sources, "convergence_curve.csv")
+    baselines = _read(sources, "baselines_curve.csv")
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True, layout="constrained")
     for ax, part, title in zip(axes, ("full", "subset"), ("full table", "subset"), strict=True):
         ax.set_title(title, fontsize=9)
@@ -91,10 +113,10 @@ def convergence_figure(directory: Path) -> plt.Figure:
     return figure
 
 
-def dynamics_figure(directory: Path) -> plt.Figure:
-    result = _read(directory, "dynamics.json")
-    series = _read(directory, "dynamics_series.csv")
-    jsd = _read(directory, "dynamics_jsd.csv")
+def dynamics_figure(sources: Mapping[str, str | Path]) -> plt.Figure:
+    result = _read(sources, "dynamics.json")
+    series = _read(sources, "dynamics_series.csv")
+    jsd = _read(sources, "dynamics_jsd.csv")
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     if result.get("status") != "ok" or series.empty:
         _note(left, f"insufficient data: {result.get('reason', 'no series')}")
@@ -119,9 +141,9 @@ def dynamics_figure(directory: Path) -> plt.Figure:
     return figure
 
 
-def trajectory_figure(directory: Path) -> plt.Figure:
-    result = _read(directory, "convergence.json")
-    curve = _read(directory, "convergence_curve.csv")
+def trajectory_figure(sources: Mapping[str, str | Path]) -> plt.Figure:
+    result = _read(sources, "convergence.json")
+    curve = _read(sources, "convergence_curve.csv")
     rows = curve[curve["part"] == "full"]
     figure, ax = plt.subplots(figsize=(9, 3.2), layout="constrained")
     if rows.empty:
@@ -136,8 +158,8 @@ def trajectory_figure(directory: Path) -> plt.Figure:
     return figure
 
 
-def heatmap_figure(directory: Path, min_runs: int = 5) -> plt.Figure:
-    groups = _read(directory, "variance_groups.csv")
+def heatmap_figure(sources: Mapping[str, str | Path], min_runs: int = 5) -> plt.Figure:
+    groups = _read(sources, "variance_groups.csv")
     figure, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     kept = groups[groups["n"] >= min_runs]
     if kept.empty:
@@ -160,24 +182,25 @@ def heatmap_figure(directory: Path, min_runs: int = 5) -> plt.Figure:
     return figure
 
 
-def draw_figures(results_dir: str | Path, *, min_runs: int = 5) -> dict[str, plt.Figure]:
-    directory = Path(results_dir)
+def draw_figures(
+    sources: Mapping[str, str | Path], *, min_runs: int = 5
+) -> dict[str, plt.Figure]:
     return {
-        "convergence": convergence_figure(directory),
-        "dynamics": dynamics_figure(directory),
-        "trajectory": trajectory_figure(directory),
-        "heatmap": heatmap_figure(directory, min_runs),
+        "convergence": convergence_figure(sources),
+        "dynamics": dynamics_figure(sources),
+        "trajectory": trajectory_figure(sources),
+        "heatmap": heatmap_figure(sources, min_runs),
     }
 
 
-def save(figures: dict[str, plt.Figure], out: str | Path) -> list[Path]:
-    """<name>.pdf and <name>.png per figure, written atomically, without dates."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def save(figures: dict[str, plt.Figure], files: Mapping[str, str | Path]) -> list[Path]:
+    """Each figure as PDF and PNG at files[f"{name}_pdf"] and files[f"{name}_png"],
+    written atomically, without dates."""
     written = []
     for name, figure in figures.items():
         for suffix, metadata in METADATA.items():
-            path = out / f"{name}{suffix}"
+            path = Path(files[f"{name}_{suffix[1:]}"])
+            path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_open(path, "wb") as handle:
                 figure.savefig(handle, format=suffix[1:], metadata=metadata, dpi=150)
             written.append(path)

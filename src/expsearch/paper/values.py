@@ -48,10 +48,11 @@ POLICY_WORDS = {"search": "Search", "rand_pool": "RandPool", "tpe_pool": "TPE",
 
 def lookup(result: Any, path: tuple[str, ...]) -> Any:
     """The value at `path` (list indices as digit strings); None if any step is missing
-    or a step's `status` says the analysis had insufficient data."""
+    or a step's `status` says the analysis had insufficient data (except its counts)."""
     for key in path:
         if isinstance(result, Mapping):
-            if result.get("status", "ok") != "ok":
+            # Counts are facts even where a statistic had too little data.
+            if result.get("status", "ok") != "ok" and key != "counts":
                 return None
             result = result.get(key)
         elif isinstance(result, list) and key.isdigit() and int(key) < len(result):

@@ -1,8 +1,9 @@
 """Write the paper's generated parts from the analyses' results.
 
-    write_paper(results_dir="results/analysis", space=space, out="paper")
+    results = read_results(result_files("results/analysis"))
+    write_paper(results, space, paper_files("paper"))
     # paper/tables/{top_configs,convergence,anova,notation}.{md,tex},
-    # paper/values.tex and paper/values.json
+    # paper/values.tex and paper/values.json (keys: top_configs_md, ..., values_tex)
 
 The same results give byte-identical files (no dates, sorted keys), so DVC
 sees no change when nothing changed.
@@ -11,6 +12,7 @@ sees no change when nothing changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +24,44 @@ from .values import paper_values, values_tex
 RESULTS = ("variance", "baselines", "convergence", "dynamics", "cost")
 
 
-def read_results(results_dir: str | Path) -> dict[str, dict[str, Any]]:
+TABLES = ("top_configs", "convergence", "anova", "notation")
+
+
+def result_files(directory: str | Path) -> dict[str, Path]:
+    return {family: Path(directory) / f"{family}.json" for family in RESULTS}
+
+
+def paper_files(out: str | Path) -> dict[str, Path]:
+    """Output key (`top_configs_md`, ..., `values_tex`) -> its path under `out`."""
+    files = {f"{name}_{fmt}": Path(out) / "tables" / f"{name}.{fmt}"
+             for name in TABLES for fmt in ("md", "tex")}  # fmt: skip
+    return {**files, "values_tex": Path(out) / "values.tex", "values_json": Path(out) / "values.json"}
+
+
+def read_results(files: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
     """The analyses' JSON results by family; a missing one is an error naming the file."""
     results = {}
     for family in RESULTS:
-        path = Path(results_dir) / f"{family}.json"
+        path = Path(files[family])
         if not path.exists():
             raise FileNotFoundError(f"{path}: no {family} result (run the analyses first)")
         results[family] = json.loads(path.read_text())
     return results
 
 
-def write_paper(results: dict[str, dict[str, Any]], space: Space, out: str | Path) -> list[Path]:
-    out = Path(out)
-    written = []
-    for table in all_tables(results, space.summary()):
-        for suffix, text in ((".md", table.markdown()), (".tex", table.latex())):
-            path = out / "tables" / f"{table.name}{suffix}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, text)
-            written.append(path)
+def write_paper(
+    results: dict[str, dict[str, Any]], space: Space, files: Mapping[str, str | Path]
+) -> list[Path]:
+    """Tables 1-4 and the values at the paths of `files` (keys as paper_files gives)."""
     values = paper_values(results)
-    atomic_write_text(out / "values.tex", values_tex(values))
-    atomic_write_text(out / "values.json", json.dumps(values, indent=1, sort_keys=True) + "\n")
-    return [*written, out / "values.tex", out / "values.json"]
+    texts = {"values_tex": values_tex(values),
+             "values_json": json.dumps(values, indent=1, sort_keys=True) + "\n"}  # fmt: skip
+    for table in all_tables(results, space.summary()):
+        texts[f"{table.name}_md"], texts[f"{table.name}_tex"] = table.markdown(), table.latex()
+    written = []
+    for key, text in texts.items():
+        path = Path(files[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        written.append(path)
+    return written
