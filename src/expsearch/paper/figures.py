@@ -77,10 +77,11 @@ def _note(ax, text: str) -> None:
             fontsize=8, color="0.4")  # fmt: skip
 
 
-def _events(ax, events: list[dict[str, Any]], x_of=lambda event: event["N"]) -> None:
+def _events(ax, events: list[dict[str, Any]]) -> None:
+    """Rounds and code-version changes, at the N where each began, as vertical lines."""
     for event in events:
         color, style = EVENT_STYLE.get(event["kind"], ("0.5", "--"))
-        ax.axvline(x_of(event), color=color, linestyle=style, linewidth=0.8, zorder=0)
+        ax.axvline(event["N"], color=color, linestyle=style, linewidth=0.8, zorder=0)
 
 
 def convergence_figure(sources: Mapping[str, str | Path]) -> plt.Figure:
