@@ -162,6 +162,10 @@ def test_the_cli_writes_each_folds_choice_and_refuses_a_bad_config(
     ]
     assert result["test_ap"] == pytest.approx(np.mean([c["test_ap"] for c in result["chosen"]]))
     assert "3-fold test AP" in capsys.readouterr().err
+    # Without --out the JSON alone is on stdout; progress goes to stderr.
+    assert main(["crossval", str(paths[0]), *common]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["folds"] == 3 and "candidate 0, fold 1" in printed.err
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(dump_yaml({**quick_config, "pooling": "cls"}))

@@ -146,6 +146,9 @@ def test_the_training_base_shape_and_values_outside_the_space(tmp_path):
         ({**AGENT_IDEA, "batch_size": "big"}, metrics(), "batch_size: 'big'"),
         ("- a list, a legacy format\n", metrics(), "is not a mapping"),
         ("key: [unclosed\n", metrics(), "config:"),
+        ({"config": 3}, metrics(), "config: block is int, not a mapping"),
+        (AGENT_IDEA, "{}", "status: None is not a finished run"),
+        (AGENT_IDEA, "[1, 2]", "is not a JSON object"),
     ],
 )
 def test_a_record_that_cannot_be_mapped_is_kept_with_the_reason(
@@ -190,5 +193,11 @@ def test_the_cli_writes_a_table_the_analyses_read(tmp_path, capsys):
             "test_ap", "--min-group-size", "1", "--no-subset", "--out", str(results)]  # fmt: skip
     assert main(argv) == 0
     assert json.loads(results.read_text())["counts"]["finished"] == 3
+    # Importing a folder where nothing maps leaves no table from the earlier import.
+    refused_only = tmp_path / "refused_only"
+    shutil.copytree(FIXTURES / "asr-idea-0524ba", refused_only / "asr")
+    assert main(["import", "orze", str(refused_only), "--out", str(out)]) == 0
+    assert not (out / "experiments.parquet").exists()
+    assert json.loads((out / "summary.json").read_text())["imported"] == 0
     assert main(["import", "orze", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from expsearch.paper.figures import (
     save,
     sources_in,
 )
+from expsearch.yamlio import dump_yaml, load_yaml_file
 
 from .conftest import ROOT
 
@@ -92,6 +93,19 @@ def test_the_cli_needs_the_csv_tables_and_writes_nothing_without_them(
     good = ["paper", "--params", params, "--analysis", str(planted_analysis), "--out", str(out)]
     assert main(good) == 0
     assert (out / "figures" / "heatmap.pdf").exists() and (out / "values.tex").exists()
+    # The heatmap threshold comes from params unless --min-runs is given.
+    groups = pd.read_csv(planted_analysis / "variance_groups.csv")
+    few = tmp_path / "few.yaml"
+    params_doc = load_yaml_file(ROOT / "params.yaml")
+    params_doc["paper"]["heatmap_min_runs"] = int(groups["n"].max()) + 1
+    few.write_text(dump_yaml(params_doc))
+    assert main(["paper", "--params", str(few), "--analysis", str(planted_analysis),
+                 "--out", str(tmp_path / "none")]) == 0  # fmt: skip
+    given = ["paper", "--params", str(few), "--analysis", str(planted_analysis),
+             "--out", str(tmp_path / "some"), "--min-runs", "1"]  # fmt: skip
+    assert main(given) == 0
+    none = (tmp_path / "none" / "figures" / "heatmap.png").read_bytes()
+    assert none != (tmp_path / "some" / "figures" / "heatmap.png").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["convergence.json", "variance_groups.csv"])

@@ -318,7 +318,10 @@ def cmd_crossval(args: argparse.Namespace) -> int:
         )  # fmt: skip
 
     runs = cross_validate(
-        candidates, folds_of, settings, progress=lambda line: print(line, flush=True)
+        candidates,
+        folds_of,
+        settings,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     result = summary(runs, args.folds)
     result["configs"] = [dict(c.to_dict(), fingerprint=c.fingerprint) for c in candidates]
@@ -335,13 +338,15 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from .paper.figures import draw_figures, figure_files, save, sources_in
     from .paper.write import paper_files, read_results, result_files, write_paper
 
+    params = load_params(args.params)
+    min_runs = args.min_runs or params["paper"]["heatmap_min_runs"]
     try:  # every input read before anything is written: no half-written paper
         results = read_results(result_files(args.analysis))
-        figures = draw_figures(sources_in(args.analysis), min_runs=args.min_runs)
+        figures = draw_figures(sources_in(args.analysis), min_runs=min_runs)
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    written = write_paper(results, _space(args), paper_files(args.out))
+    written = write_paper(results, space_settings(params), paper_files(args.out))
     written += save(figures, figure_files(args.out))
     print(f"{len(written)} files -> {args.out}")
     return 0
@@ -637,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--analysis", default="results/analysis", help="the analyses' JSON")
     paper.add_argument("--out", default="paper", help="folder for tables/, figures/, values.*")
     paper.add_argument(
-        "--min-runs", type=int, default=5, help="heatmap cells need this many runs (default: 5)"
+        "--min-runs", type=int, help="heatmap cells need this many runs (default: params)"
     )
 
     importers = sub.add_parser("import", help="other systems' experiment records").add_subparsers(

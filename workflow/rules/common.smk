@@ -14,7 +14,6 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
-from expsearch.paper.figures import FIGURES as PAPER_FIGURES
 from expsearch.paper.figures import figure_files
 from expsearch.paper.write import paper_files
 from expsearch.campaign.layout import CampaignLayout

@@ -162,7 +162,10 @@ def backbone_name(orze_id: str) -> str | None:
 
 def map_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """An Orze config -> (the space's config, keys kept outside it, reasons to refuse)."""
-    flat = flatten(config.get("config", config) if isinstance(config, Mapping) else {})
+    tree = config.get("config", config)
+    if not isinstance(tree, Mapping):
+        return {}, {}, [f"config: its config: block is {type(tree).__name__}, not a mapping"]
+    flat = flatten(tree)
     mapped, extra, reasons, used = {}, {}, [], set()
     for dimension, paths in PATHS.items():
         path = next((p for p in paths if p in flat and flat[p] is not None), None)
@@ -256,18 +259,23 @@ def read_record(folder: Path, root: Path, campaign: str) -> tuple[dict[str, Any]
         config = {}
     mapped, extra, config_reasons = map_config(config)
     reasons += config_reasons
-    metrics: Any = {}
+    metrics: Mapping[str, Any] = {}
+    row_metrics: dict[str, Any] = {}
     if not metrics_file.exists():
         others = sorted(p.name for p in folder.glob("*.json"))
         reasons.append(f"no metrics: no {METRICS_FILE} (the folder has {others or 'no JSON'})")
     else:
         try:
-            metrics = json.loads(metrics_file.read_text())
+            loaded = json.loads(metrics_file.read_text())
         except json.JSONDecodeError as error:
             reasons.append(f"metrics: {metrics_file} is not JSON ({error})")
-    row_metrics, metric_reasons = map_metrics(metrics if isinstance(metrics, Mapping) else {})
-    if metrics and metrics_file.exists():
-        reasons += metric_reasons
+        else:
+            if isinstance(loaded, Mapping):
+                metrics = loaded
+                row_metrics, metric_reasons = map_metrics(metrics)
+                reasons += metric_reasons
+            else:
+                reasons.append(f"metrics: {metrics_file} is not a JSON object")
     if reasons:
         return None, reasons
     frozen = extra.get("backbone.freeze")
@@ -310,6 +318,8 @@ def write_import(result: ImportResult, out: str | Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if result.rows:
         write_parquet(out / "experiments.parquet", result.rows)
+    else:  # nothing imported: no table left behind from an earlier import
+        (out / "experiments.parquet").unlink(missing_ok=True)
     refused = "".join(json.dumps(entry) + "\n" for entry in result.refused)
     atomic_write_text(out / "refused.jsonl", refused)
     summary = result.summary()

@@ -199,14 +199,13 @@ def summary(runs: Sequence[FoldRun], k: int) -> dict[str, Any]:
     the selected test AP over the folds, each candidate's means, failures."""
     chosen = select_per_fold(runs)
     test = np.array([r.test_ap for r in chosen], dtype=float)
+    sd = float(np.nanstd(test, ddof=1)) if len(test) > 1 else 0.0
     candidates = sorted({r.candidate for r in runs})
     return {
         "folds": k,
         "test_ap": float(np.nanmean(test)),
-        "test_ap_sd": float(np.nanstd(test, ddof=1)) if len(test) > 1 else 0.0,
-        "test_ap_se": float(np.nanstd(test, ddof=1) / math.sqrt(len(test)))
-        if len(test) > 1
-        else 0.0,
+        "test_ap_sd": sd,
+        "test_ap_se": sd / math.sqrt(len(test)),
         "chosen": [dataclasses.asdict(r) for r in chosen],
         "candidates": [
             {
