@@ -36,4 +36,5 @@ rule all:
         rules.dataset.output,
         ANALYSIS_FILES,
         rules.paper.output,
+        rules.overview.output,
     default_target: True

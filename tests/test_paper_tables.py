@@ -18,7 +18,7 @@ from expsearch.paper.tables import (
     notation,
     top_configs,
 )
-from expsearch.paper.values import VALUES, lookup, paper_values, values_tex
+from expsearch.paper.values import VALUES, lookup, paper_numbers, paper_values, values_tex
 
 from .conftest import ROOT
 
@@ -56,6 +56,20 @@ def test_every_macro_is_a_number_of_the_results(analysis_dir):
     assert billed["LLMCostUSD"] == "2012.50"
     tex = values_tex(values)
     assert tex.count(r"\newcommand") == len(values) and r"\newcommand{\AnovaEtaSq}{" in tex
+
+
+def test_the_metrics_file_holds_the_quoted_numbers_as_numbers(analysis_dir):
+    """values.json (DVC's metrics) says what values.tex says, as JSON numbers."""
+    results = results_of(analysis_dir)
+    values, numbers = paper_values(results), paper_numbers(results)
+    assert numbers.keys() == values.keys()
+    for name, text in values.items():
+        if text == "--":
+            assert numbers[name] is None, name
+        else:
+            assert numbers[name] == float(text.replace("{,}", "")), name
+    assert isinstance(numbers["NExperiments"], int) and isinstance(numbers["AnovaF"], float)
+    assert paper_numbers({"variance": {"status": "insufficient_data"}})["AnovaF"] is None
 
 
 def test_insufficient_data_is_a_dash_never_a_number():
@@ -149,3 +163,13 @@ def test_the_cli_writes_the_same_bytes_twice_and_names_a_missing_result(
         == 2
     )
     assert "baselines.json: no baselines result" in capsys.readouterr().err
+
+
+def test_every_macro_the_paper_source_uses_is_generated(analysis_dir):
+    """paper/main.tex quotes numbers only through values.tex."""
+    import re
+
+    from .conftest import ROOT
+
+    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", (ROOT / "paper/main.tex").read_text()))
+    assert used and used <= set(paper_values(results_of(analysis_dir)))

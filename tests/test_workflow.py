@@ -4,7 +4,6 @@ on a copy of the repository."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -100,7 +99,7 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
     assert "Pool baselines" in html and "Variance decomposition" in html  # analysis captions
     assert "Figure 2, convergence" in html and "Figure 5, backbone x encoder" in html
     values = json.loads((repo / "results/paper/values.json").read_text())
-    assert values["NExperiments"] == str(len(experiments))
+    assert values["NExperiments"] == len(experiments)
     for name in ("top_configs.tex", "notation.md"):
         assert (repo / "results/paper/tables" / name).stat().st_size > 0
     assert (repo / "results/paper/figures/heatmap.pdf").read_bytes().startswith(b"%PDF")
@@ -258,22 +257,6 @@ def test_conda_env_pins_match_pyproject():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert pip == project["dependencies"]
     assert all("==" in pin for pin in pip)
-
-
-def test_dvc_repro_writes_the_space_table(repo):
-    git = shutil.which("git")
-    assert git
-    subprocess.run([git, "init", "-q"], cwd=repo, check=True)
-    run = subprocess.run(
-        [str(BIN / "dvc"), "repro", "--no-commit"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(repo)},
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "**108,000**" in (repo / "paper/tables/space.md").read_text()
 
 
 def test_ci_script_runs_the_readme_test_command():

@@ -3,6 +3,7 @@
 # (and by the library's layout helpers), never in scripts: a script hands
 # snakemake.input / output / log / params to the library and computes nothing.
 
+import glob
 import os
 import sys
 

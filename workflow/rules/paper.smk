@@ -1,6 +1,7 @@
 # The paper from the analyses: Tables 1-4 (Markdown, LaTeX), Figures 2-5 (PDF, PNG)
 # and values.tex under results/paper/ (expsearch.paper). `snakemake --report
-# report.html` shows the figures with their captions. `expsearch paper` does the same.
+# report.html` shows the figures with their captions. `expsearch paper` does the same;
+# Figure 1 (rule overview) is the workflow's rule graph (`expsearch overview`).
 
 
 rule paper:
@@ -22,3 +23,24 @@ rule paper:
         ENV
     script:
         "../scripts/paper.py"
+
+
+rule overview:
+    """Figure 1 from the workflow's own rule graph (`snakemake --rulegraph`)."""
+    input:
+        snakefile="Snakefile",
+        rules=sorted(glob.glob("workflow/rules/*.smk")),
+        params="params.yaml",
+    output:
+        overview_pdf=f"{PAPER}/figures/overview.pdf",
+        overview_png=report(
+            f"{PAPER}/figures/overview.png",
+            caption="../report/figure_overview.rst",
+            category="Paper",
+        ),
+    log:
+        f"{LOGS}/overview.log",
+    conda:
+        ENV
+    script:
+        "../scripts/overview.py"

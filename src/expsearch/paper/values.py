@@ -2,6 +2,7 @@
 
     values = paper_values(results)        # results: {"variance": {...}, "baselines": ...,
     tex = values_tex(values)              #           "convergence": ..., "dynamics": ..., "cost": ...}
+    numbers = paper_numbers(results)      # the same, as JSON numbers (null: insufficient data)
 
 `\\NExperiments`, `\\AnovaEtaSq`, `\\ConvergenceC`, ... : each macro is one
 path into one result (VALUES below), formatted with fixed digits, so the
@@ -72,19 +73,39 @@ def _format(value: Any, digits: int | None) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def paper_values(results: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Macro name -> its text, for every number the paper quotes."""
-    values = {
-        name: _format(lookup(results.get(source), path), digits)
+def _number(value: Any, digits: int | None) -> int | float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if digits is None:
+        return int(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return round(float(value), digits)
+
+
+def _quoted(results: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Any, int | None]]:
+    """Macro name -> (raw value, digits) for every number the paper quotes."""
+    quoted = {
+        name: (lookup(results.get(source), path), digits)
         for name, (source, path, digits) in VALUES.items()
     }
     baselines = results.get("baselines", {})
     for key, word in POLICY_WORDS.items():
         for n, n_word in AT_N_WORDS.items():
             path = ("policies", key, "ap_at", str(n))
-            values[f"{word}APAt{n_word}"] = _format(lookup(baselines, path), 4)
-        values[f"{word}C"] = _format(lookup(baselines, ("policies", key, "fit", "c")), 2)
-    return values
+            quoted[f"{word}APAt{n_word}"] = (lookup(baselines, path), 4)
+        quoted[f"{word}C"] = (lookup(baselines, ("policies", key, "fit", "c")), 2)
+    return quoted
+
+
+def paper_values(results: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Macro name -> its text, for every number the paper quotes."""
+    return {name: _format(value, digits) for name, (value, digits) in _quoted(results).items()}
+
+
+def paper_numbers(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int | float | None]:
+    """The same numbers as JSON values, rounded as quoted (DVC's metrics file)."""
+    return {name: _number(value, digits) for name, (value, digits) in _quoted(results).items()}
 
 
 def values_tex(values: Mapping[str, str]) -> str:

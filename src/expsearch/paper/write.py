@@ -3,7 +3,8 @@
     results = read_results(result_files("results/analysis"))
     write_paper(results, space, paper_files("paper"))
     # paper/tables/{top_configs,convergence,anova,notation}.{md,tex},
-    # paper/values.tex and paper/values.json (keys: top_configs_md, ..., values_tex)
+    # paper/values.tex and paper/values.json, its numbers for `dvc metrics` (keys:
+    # top_configs_md, ..., values_tex)
 
 The same results give byte-identical files (no dates, sorted keys), so DVC
 sees no change when nothing changed.
@@ -19,7 +20,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..space import Space
 from .tables import all_tables
-from .values import paper_values, values_tex
+from .values import paper_numbers, paper_values, values_tex
 
 RESULTS = ("variance", "baselines", "convergence", "dynamics", "cost")
 
@@ -55,7 +56,7 @@ def write_paper(
     """Tables 1-4 and the values at the paths of `files` (keys as paper_files gives)."""
     values = paper_values(results)
     texts = {"values_tex": values_tex(values),
-             "values_json": json.dumps(values, indent=1, sort_keys=True) + "\n"}  # fmt: skip
+             "values_json": json.dumps(paper_numbers(results), indent=1, sort_keys=True) + "\n"}  # fmt: skip
     for table in all_tables(results, space.summary()):
         texts[f"{table.name}_md"], texts[f"{table.name}_tex"] = table.markdown(), table.latex()
     written = []
