@@ -2,7 +2,10 @@
 # make test   the test suite (what .ci/run calls)
 # make bench  benchmarks; results go to results/bench/
 # make lint   ruff + snakemake --lint
-# make thousand  1,024 experiments of the embedded subspace (profiles/thousand; < 2 h on 2 cores)
+# make thousand  1,536 experiments of the embedded subspace (profiles/thousand; < 2 h on 2 cores)
+# make pull     dvc pull of the released dataset and paper; on failure, names what is damaged
+# make release  promote results/dataset to data/release: RELEASE.md, dvc add, dvc repro, dvc push
+#               (OVERLAY=profiles/thousand/params.yaml after make thousand)
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -10,7 +13,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test bench lint install clean thousand
+.PHONY: run test bench lint install clean thousand pull release
 
 install: $(STAMP)
 
@@ -28,6 +31,12 @@ run: $(STAMP)
 
 thousand: $(STAMP)
 	snakemake --workflow-profile profiles/default --profile profiles/thousand
+
+pull: $(STAMP)
+	dvc pull || { expsearch check-release; exit 1; }
+
+release: $(STAMP)
+	expsearch release --dataset results/dataset $(if $(OVERLAY),--overlay $(OVERLAY))
 
 test: $(STAMP)
 	pytest

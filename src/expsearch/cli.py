@@ -23,14 +23,25 @@
                        [--clips CSV] [--folds K] [--seed S] [--device D] [--out FILE]
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
-    expsearch paper [--analysis DIR] [--out DIR] [--params FILE]
+    expsearch paper [--analysis DIR] [--out DIR] [--params FILE] [--plots DIR]
                                                      Tables 1-4 (Markdown and LaTeX), Figures 2-5
                                                      (PDF, PNG), values.tex and values.json from
                                                      the analyses' results and CSV tables
+    expsearch overview [--snakefile FILE] [--rulegraph DOT] [--out DIR]
+                                                     Figure 1 from `snakemake --rulegraph`:
+                                                     out/figures/overview.{pdf,png}
     expsearch import orze DIR --out DATASET_DIR [--campaign NAME]
                                                      Orze results (metrics.json + idea_config.yaml
                                                      per idea) as an experiments.parquet, with
                                                      refused.jsonl naming what could not be mapped
+    expsearch release --dataset DIR [--out data/release] [--overlay FILE ...] [--remote NAME]
+                      [--no-repro] [--no-push]
+                                                     the dataset as the DVC-tracked release with
+                                                     its RELEASE.md; dvc add, dvc repro (paper/),
+                                                     dvc push
+    expsearch check-release [--repo DIR] [--remote-dir DIR]
+                                                     every missing or corrupted object of the
+                                                     release and paper, by file (exit 1 if any)
     expsearch propose --policy NAME [--policy NAME ...] [--history FILE] [--proposals FILE]
                       [--n N] [--seed S] [--round R] [--out FILE] [--no-heal] [--fallback]
                                                      the round's candidates with fates, as YAML
@@ -336,6 +347,7 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 
 def cmd_paper(args: argparse.Namespace) -> int:
     from .paper.figures import draw_figures, figure_files, save, sources_in
+    from .paper.plots import plot_tables, write_plots
     from .paper.write import paper_files, read_results, result_files, write_paper
 
     params = load_params(args.params)
@@ -343,11 +355,31 @@ def cmd_paper(args: argparse.Namespace) -> int:
     try:  # every input read before anything is written: no half-written paper
         results = read_results(result_files(args.analysis))
         figures = draw_figures(sources_in(args.analysis), min_runs=min_runs)
+        plots = plot_tables(sources_in(args.analysis)) if args.plots else {}
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = write_paper(results, space_settings(params), paper_files(args.out))
     written += save(figures, figure_files(args.out))
+    if args.plots:
+        written += write_plots(plots, args.plots)
+    print(f"{len(written)} files -> {args.out}" + (f" and {args.plots}" if args.plots else ""))
+    return 0
+
+
+def cmd_overview(args: argparse.Namespace) -> int:
+    from .paper.figures import save
+    from .paper.overview import draw_overview, overview_files, parse_rulegraph, rulegraph
+
+    if args.rulegraph:
+        dot = sys.stdin.read() if args.rulegraph == "-" else Path(args.rulegraph).read_text()
+    else:
+        try:
+            dot = rulegraph(args.snakefile, tuple(args.configfile))
+        except RuntimeError as error:
+            print(f"expsearch overview: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    written = save({"overview": draw_overview(parse_rulegraph(dot))}, overview_files(args.out))
     print(f"{len(written)} files -> {args.out}")
     return 0
 
@@ -367,6 +399,33 @@ def cmd_import_orze(args: argparse.Namespace) -> int:
         f"{Path(args.out) / 'refused.jsonl'} ({summary['refusal_reasons']})"
     )
     return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from .release import ReleaseError, build_release, publish, release_markdown
+
+    params = load_params(args.params, *args.overlay)
+    try:
+        facts = build_release(args.dataset, args.out, params)
+        print(release_markdown(facts))
+        if not args.no_dvc:
+            publish(args.out, remote=args.remote, repro=not args.no_repro, push=not args.no_push,
+                    log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    except ReleaseError as error:
+        print(f"expsearch release: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def cmd_check_release(args: argparse.Namespace) -> int:
+    from .release_check import check_release
+
+    problems = check_release(args.repo, Path(args.remote_dir) if args.remote_dir else None)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)" if problems else "every tracked object is intact",
+          file=sys.stderr)  # fmt: skip
+    return 1 if problems else 0
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
@@ -644,6 +703,13 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument(
         "--min-runs", type=int, help="heatmap cells need this many runs (default: params)"
     )
+    paper.add_argument("--plots", help="also write the curves as CSV here, one per series (DVC)")
+
+    overview = add("overview", cmd_overview, "Figure 1, the workflow's rule graph, as PDF and PNG")
+    overview.add_argument("--snakefile", default="Snakefile", help="workflow (%(default)s)")
+    overview.add_argument("--configfile", action="append", default=[], help="config overlays")
+    overview.add_argument("--rulegraph", help="`snakemake --rulegraph` output instead ('-': stdin)")
+    overview.add_argument("--out", default="paper", help="folder for figures/ (%(default)s)")
 
     importers = sub.add_parser("import", help="other systems' experiment records").add_subparsers(
         dest="source", required=True
@@ -653,6 +719,28 @@ def build_parser() -> argparse.ArgumentParser:
     orze.add_argument("--out", required=True, help="dataset folder to write")
     orze.add_argument("--campaign", default="orze", help="campaign name of the rows")
     orze.set_defaults(func=cmd_import_orze)
+
+    release = add(
+        "release", cmd_release,
+        "the dataset as the DVC-tracked release: RELEASE.md, dvc add, dvc repro, dvc push",
+    )  # fmt: skip
+    release.add_argument("--dataset", required=True, help="a dataset folder (results/dataset)")
+    release.add_argument("--out", default="data/release", help="release folder (%(default)s)")
+    release.add_argument(
+        "--overlay", action="append", default=[],
+        help="params merged over --params, as the campaign ran (e.g. profiles/thousand/params.yaml)",
+    )  # fmt: skip
+    release.add_argument("--remote", help="DVC remote to push to (default: the default remote)")
+    release.add_argument("--no-repro", action="store_true", help="do not regenerate paper/")
+    release.add_argument("--no-push", action="store_true", help="do not push to the remote")
+    release.add_argument("--no-dvc", action="store_true", help="only write the folder")
+
+    check_release = add(
+        "check-release", cmd_check_release,
+        "name every missing or corrupted object of the DVC-tracked release and paper",
+    )  # fmt: skip
+    check_release.add_argument("--repo", default=".", help="repository root (%(default)s)")
+    check_release.add_argument("--remote-dir", help="folder remote (default: DVC's default)")
 
     propose = add("propose", cmd_propose, "propose one round of configs and print their fates")
     propose.add_argument(

@@ -1,6 +1,7 @@
 """Load params.yaml and check it against the project's JSON schema.
 
     params = load_params("params.yaml")     # dict, or ParamsError naming every bad key
+    load_params("params.yaml", "profiles/thousand/params.yaml")  # overlays merged over it
     check_params(config_dict)               # the same checks on an already-loaded dict
 
 The schema (workflow/schemas/params.schema.yaml, shipped in the package as
@@ -41,12 +42,26 @@ def schema() -> dict[str, Any]:
     return load_yaml(text, name="params.schema.yaml")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    try:
-        params = load_yaml_file(path)
-    except YamlError as exc:
-        raise ParamsError(str(path), [("<file>", str(exc))]) from None
-    return check_params(params, source=str(path))
+def load_params(path: str | Path = "params.yaml", *overlays: str | Path) -> dict[str, Any]:
+    """The checked params; each overlay is merged over them key by key, as
+    Snakemake merges a profile's `configfile:` over params.yaml."""
+    params: Any = {}
+    for source in (path, *overlays):
+        try:
+            params = merge_params(params, load_yaml_file(source))
+        except YamlError as exc:
+            raise ParamsError(str(source), [("<file>", str(exc))]) from None
+    return check_params(params, source=" + ".join(map(str, (path, *overlays))))
+
+
+def merge_params(base: Any, overlay: Any) -> Any:
+    """`overlay` over `base`: mappings merge recursively, anything else replaces."""
+    if not (isinstance(base, Mapping) and isinstance(overlay, Mapping)):
+        return overlay
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = merge_params(base[key], value) if key in base else value
+    return merged
 
 
 def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:

@@ -1,0 +1,209 @@
+"""Promote a campaign's dataset to the DVC-tracked release, with its RELEASE.md.
+
+    facts = build_release("results/dataset", "data/release", params)   # copies + RELEASE.md
+    publish("data/release", repo=".")           # dvc add, dvc repro (the paper), dvc push
+
+`expsearch release --dataset results/dataset --out data/release` does both.
+The release folder holds the dataset's four files unchanged and a RELEASE.md
+stating the task, the campaigns, the seeds, the code versions, the sizes and
+the device-hours, every figure computed from the files themselves (nothing
+typed by hand). The folder is replaced as a whole (written beside it, then
+renamed), so a failed promotion leaves the previous release intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RELEASE_FILES = ("experiments.parquet", "proposals.parquet", "agent_log.jsonl", "summary.json")
+
+
+class ReleaseError(RuntimeError):
+    """The dataset cannot be released, or DVC refused a step (its message is kept)."""
+
+
+def _read_dataset(dataset: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    missing = [name for name in RELEASE_FILES if not (dataset / name).is_file()]
+    if missing:
+        raise ReleaseError(f"{dataset}: no {', '.join(missing)} (build the dataset first)")
+    try:
+        experiments = pd.read_parquet(dataset / "experiments.parquet")
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise ReleaseError(f"{dataset / 'experiments.parquet'}: unreadable ({exc})") from None
+    try:
+        summary = json.loads((dataset / "summary.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ReleaseError(f"{dataset / 'summary.json'}: not JSON ({exc})") from None
+    if experiments.empty:
+        raise ReleaseError(f"{dataset / 'experiments.parquet'}: no experiments to release")
+    return experiments, summary
+
+
+def _span_hours(rows: pd.DataFrame) -> float | None:
+    started = pd.to_datetime(rows["started"], utc=True, errors="coerce").min()
+    finished = pd.to_datetime(rows["finished"], utc=True, errors="coerce").max()
+    if pd.isna(started) or pd.isna(finished):
+        return None
+    return round((finished - started).total_seconds() / 3600, 2)
+
+
+def _campaign_facts(rows: pd.DataFrame) -> dict[str, Any]:
+    finished = rows[rows["status"] == "ok"]
+    best = finished.loc[finished["val_ap"].idxmax()] if finished["val_ap"].notna().any() else None
+    return {
+        "policies": sorted(rows["policy"].dropna().unique().tolist()),
+        "rounds": int(rows["round"].max()) + 1,
+        "experiments": len(rows),
+        "finished": len(finished),
+        "failed": int((rows["status"] != "ok").sum()),
+        "best_val_ap": None if best is None else round(float(best["val_ap"]), 4),
+        "its_test_ap": None if best is None else round(float(best["test_ap"]), 4),
+        "its_id": None if best is None else str(best["id"]),
+        "device_hours": round(float(rows["device_seconds"].sum()) / 3600, 2),
+        "wall_hours": _span_hours(rows),
+    }
+
+
+def describe(
+    experiments: pd.DataFrame, params: Mapping[str, Any], files: Mapping[str, Path]
+) -> dict[str, Any]:
+    """The facts RELEASE.md states, from the experiment table and the run's params."""
+    data, features = params["data"], params["features"]
+    task = {"source": data["source"], "fps": data["fps"], "window_s": data["window_s"],
+            "split": {k: data["split"][k] for k in ("train", "val", "test", "seed")}}  # fmt: skip
+    if data["source"] == "synthetic":
+        synthetic = data["synthetic"]
+        task.update(variant=synthetic["variant"], clips=synthetic["n"], data_seed=synthetic["seed"])
+    else:
+        task.update(root=data["root"])
+    campaigns = {name: _campaign_facts(rows) for name, rows in experiments.groupby("campaign")}
+    versions = experiments["code_version"].value_counts()
+    return {
+        "task": task,
+        "backbones": list(features["backbones"]),
+        "weights": features["weights"],
+        "seeds": {"campaign": params["campaign"]["seed"], "features": features["seed"]},
+        "campaigns": campaigns,
+        "code_versions": {str(v): int(n) for v, n in sorted(versions.items())},
+        "devices": sorted(experiments["device"].dropna().astype(str).unique().tolist()),
+        "experiments": len(experiments),
+        "finished": int((experiments["status"] == "ok").sum()),
+        "device_hours": round(float(experiments["device_seconds"].sum()) / 3600, 2),
+        "wall_hours": _span_hours(experiments),
+        "llm": {
+            "calls": int((experiments["llm_input_tokens"].fillna(0) > 0).sum()),
+            "cost_usd": round(float(experiments["llm_cost_usd"].fillna(0).sum()), 2),
+        },
+        "files": {name: path.stat().st_size for name, path in sorted(files.items())},
+    }
+
+
+def release_markdown(facts: Mapping[str, Any]) -> str:
+    """RELEASE.md: what the release is, in a reader's order."""
+    task = facts["task"]
+    what = (f"synthetic dashcam clips, camera `{task['variant']}`, {task['clips']:,} clips "
+            f"(generator seed {task['data_seed']})" if task["source"] == "synthetic"
+            else f"`{task['source']}` clips from `{task['root']}`")  # fmt: skip
+    split = task["split"]
+    lines = [
+        "# Released experiment dataset",
+        "",
+        "Generated by `expsearch release` from a campaign's `results/dataset`: every figure",
+        "below is computed from the files of this folder. `dvc repro` turns them into `paper/`.",
+        "",
+        "## Task",
+        f"- Collision detection from frozen backbone features: {what}.",
+        f"- Windows of {task['window_s']} s at {task['fps']} frames per second; split "
+        f"{split['train']}/{split['val']}/{split['test']} (train/val/test) by video id, seed {split['seed']}.",
+        f"- Backbones ({facts['weights']} weights): {', '.join(facts['backbones'])}.",
+        f"- Seeds: campaign {facts['seeds']['campaign']}, backbone initialisation {facts['seeds']['features']}.",
+        "",
+        "## Campaigns",
+        "| campaign | policies | rounds | experiments | finished | failed | best val AP | its test AP | device-h | wall-h |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, c in facts["campaigns"].items():
+        lines.append(
+            f"| {name} | {', '.join(c['policies'])} | {c['rounds']} | {c['experiments']:,} | "
+            f"{c['finished']:,} | {c['failed']:,} | {_show(c['best_val_ap'])} | "
+            f"{_show(c['its_test_ap'])} | {c['device_hours']} | {_show(c['wall_hours'])} |"
+        )
+    lines += [
+        "",
+        "## Totals",
+        f"- {facts['experiments']:,} experiments, {facts['finished']:,} finished.",
+        f"- {facts['device_hours']} device-hours on {', '.join(facts['devices'])}; "
+        f"{_show(facts['wall_hours'])} hours from the first start to the last finish "
+        "(campaigns ran side by side).",
+        f"- LLM calls billed: {facts['llm']['calls']:,}, ${facts['llm']['cost_usd']:.2f}.",
+        "- Code versions (experiments each): "
+        + ", ".join(f"`{v}` ({n:,})" for v, n in facts["code_versions"].items())
+        + ".",
+        "",
+        "## Files",
+        "| file | bytes |",
+        "|---|---|",
+        *(f"| `{name}` | {size:,} |" for name, size in facts["files"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def build_release(
+    dataset: str | Path, out: str | Path, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Copy the dataset's files into `out` with a RELEASE.md; return the stated facts."""
+    dataset, out = Path(dataset), Path(out)
+    experiments, _ = _read_dataset(dataset)
+    staging = out.with_name(f".{out.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in RELEASE_FILES:
+        shutil.copyfile(dataset / name, staging / name)
+    facts = describe(experiments, params, {n: staging / n for n in RELEASE_FILES})
+    (staging / "RELEASE.md").write_text(release_markdown(facts))
+    retired = out.with_name(f".{out.name}.retired")
+    shutil.rmtree(retired, ignore_errors=True)
+    if out.exists():
+        out.rename(retired)
+    staging.rename(out)
+    shutil.rmtree(retired, ignore_errors=True)
+    return facts
+
+
+def dvc(repo: str | Path, *args: str) -> str:
+    """Run one DVC command in `repo`; its output, or ReleaseError with DVC's message."""
+    exe = Path(sys.executable).with_name("dvc")
+    command = [str(exe) if exe.exists() else "dvc", *args]
+    run = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise ReleaseError(f"`dvc {' '.join(args)}` failed:\n{(run.stderr or run.stdout).strip()}")
+    return run.stdout
+
+
+def publish(
+    release: str | Path, repo: str | Path = ".", remote: str | None = None,
+    repro: bool = True, push: bool = True, log=print,
+) -> None:  # fmt: skip
+    """Track the release with DVC, regenerate the paper from it, push both."""
+    target = str(Path(release))
+    steps: list[Sequence[str]] = [("add", target)]
+    if repro:
+        steps.append(("repro",))
+    if push:
+        steps.append(("push", *(("-r", remote) if remote else ())))
+    for step in steps:
+        log(f"dvc {' '.join(step)}")
+        dvc(repo, *step)
