@@ -14,7 +14,9 @@ from expsearch.paper.tables import (
     Marked,
     Table,
     anova_rows,
+    backbone_means,
     convergence_by_policy,
+    cross_task,
     notation,
     top_configs,
 )
@@ -173,3 +175,33 @@ def test_every_macro_the_paper_source_uses_is_generated(analysis_dir):
 
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", (ROOT / "paper/main.tex").read_text()))
     assert used and used <= set(paper_values(results_of(analysis_dir)))
+
+
+def test_the_cross_task_table_reads_each_task_two_way_anova_and_winner(analysis_dir, tmp_path):
+    import pandas as pd
+
+    variance = json.loads((analysis_dir / "variance.json").read_text())
+    groups = pd.read_csv(analysis_dir / "variance_groups.csv")
+    cells = (
+        groups.assign(total=groups["mean"] * groups["n"]).groupby("backbone")[["total", "n"]].sum()
+    )
+    expected = (cells["total"] / cells["n"]).sort_values()
+    means = backbone_means(groups.to_dict("records"))
+    assert {b: round(m, 12) for b, (m, _) in means.items()} == {
+        b: round(m, 12) for b, m in expected.items()}  # fmt: skip
+    broken = {"two_way_anova": {"status": "insufficient_data", "reason": "one backbone only"}}
+    table = cross_task({"planted": (variance, groups.to_dict("records")), "tiny": (broken, [])})
+    (row,) = table.rows
+    terms = variance["two_way_anova"]["terms"]
+    assert row[0] == "planted" and row[1] == f"{variance['two_way_anova']['n']:,}"
+    assert row[2].startswith(f"{terms['backbone']['share']:.2f} (F {terms['backbone']['F']:.1f}")
+    arch = sum(terms[k]["share"] for k in ("backbone", "encoder", "backbone:encoder"))
+    assert row[5] == f"{arch:.2f}"
+    assert row[6] == f"{expected.index[-1]} ({expected.iloc[-1]:.3f})"
+    assert table.notes == ("tiny: one backbone only",)
+    out = tmp_path / "paper"
+    argv = ["paper", "--params", str(ROOT / "params.yaml"), "--analysis", str(analysis_dir),
+            "--out", str(out), "--task", f"a={analysis_dir}", "--task", f"b={analysis_dir}"]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "tables/cross_task.md").read_text().count("| a |") == 1
+    assert main([*argv[:-1], "b=/nowhere"]) == 2

@@ -24,6 +24,7 @@
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
     expsearch paper [--analysis DIR] [--out DIR] [--params FILE] [--plots DIR]
+                    [--task NAME=DIR ...]
                                                      Tables 1-4 (Markdown and LaTeX), Figures 2-5
                                                      (PDF, PNG), values.tex and values.json from
                                                      the analyses' results and CSV tables
@@ -348,7 +349,14 @@ def cmd_crossval(args: argparse.Namespace) -> int:
 def cmd_paper(args: argparse.Namespace) -> int:
     from .paper.figures import draw_figures, figure_files, save, sources_in
     from .paper.plots import plot_tables, write_plots
-    from .paper.write import paper_files, read_results, result_files, write_paper
+    from .paper.write import (
+        paper_files,
+        read_cross_task,
+        read_results,
+        result_files,
+        write_cross_task,
+        write_paper,
+    )
 
     params = load_params(args.params)
     min_runs = args.min_runs or params["paper"]["heatmap_min_runs"]
@@ -356,11 +364,17 @@ def cmd_paper(args: argparse.Namespace) -> int:
         results = read_results(result_files(args.analysis))
         figures = draw_figures(sources_in(args.analysis), min_runs=min_runs)
         plots = plot_tables(sources_in(args.analysis)) if args.plots else {}
+        bad = [task for task in args.task if "=" not in task]
+        if bad:
+            raise FileNotFoundError(f"--task {bad[0]}: expected NAME=DIR")
+        tasks = read_cross_task(dict(task.split("=", 1) for task in args.task))
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = write_paper(results, space_settings(params), paper_files(args.out))
     written += save(figures, figure_files(args.out))
+    if tasks:
+        written += write_cross_task(tasks, args.out)
     if args.plots:
         written += write_plots(plots, args.plots)
     print(f"{len(written)} files -> {args.out}" + (f" and {args.plots}" if args.plots else ""))
@@ -704,6 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-runs", type=int, help="heatmap cells need this many runs (default: params)"
     )
     paper.add_argument("--plots", help="also write the curves as CSV here, one per series (DVC)")
+    paper.add_argument(
+        "--task", action="append", default=[], metavar="NAME=DIR",
+        help="a task's analyses (variance.json, variance_groups.csv) for the cross-task table; "
+        "repeat per task",
+    )  # fmt: skip
 
     overview = add("overview", cmd_overview, "Figure 1, the workflow's rule graph, as PDF and PNG")
     overview.add_argument("--snakefile", default="Snakefile", help="workflow (%(default)s)")

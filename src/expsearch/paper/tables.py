@@ -3,6 +3,7 @@
     variance = json.load(open("results/analysis/variance.json"))
     table = top_configs(variance)            # Table 1; also convergence_by_policy(baselines),
     table.markdown(); table.latex()          # anova_rows(variance), notation(space.summary())
+    cross_task({"nexar": (variance, groups), "fleet": (...)})   # Section 5.4, one row per task
 
 Every cell is computed from the result it names; a result whose `status` is
 not `ok` gives a table with no rows and the reason as its note, never an
@@ -209,6 +210,51 @@ def notation(summary: Mapping[str, Any]) -> Table:
     groups = ", ".join(f"C_{g} {info['cells']:,}" for g, info in summary["groups"].items())
     caption = f"The configuration space C: {summary['discrete_cells']:,} discrete cells ({groups})."
     return Table("notation", caption, columns, tuple(rows))
+
+
+def backbone_means(groups: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float, int]]:
+    """Mean AP and runs per backbone, from the backbone x encoder cells (mean, n)."""
+    totals: dict[str, list[float]] = {}
+    for cell in groups:
+        total = totals.setdefault(str(cell["backbone"]), [0.0, 0])
+        total[0] += float(cell["mean"]) * int(cell["n"])
+        total[1] += int(cell["n"])
+    return {name: (s / n, int(n)) for name, (s, n) in sorted(totals.items()) if n}
+
+
+def cross_task(
+    tasks: Mapping[str, tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+) -> Table:
+    """Section 5.4: per task, the two-way ANOVA shares (backbone, encoder, their
+    interaction, and their sum) and the winning backbone by mean AP."""
+    rows, notes = [], []
+    for task, (variance, groups) in tasks.items():
+        two = variance.get("two_way_anova", {})
+        if two.get("status") != "ok":
+            notes.append(f"{task}: {two.get('reason', 'no two-way ANOVA')}")
+            continue
+        terms = two["terms"]
+        share = {k: terms.get(k, {}).get("share") for k in ("backbone", "encoder")}
+        share["interaction"] = terms.get("backbone:encoder", {}).get("share")
+        known = [v for v in share.values() if v is not None]
+        means = backbone_means(groups)
+        winner = max(means, key=lambda b: means[b][0]) if means else DASH
+        rows.append((
+            task, number(two["n"]),
+            f"{number(share['backbone'], 2)} (F {number(terms['backbone']['F'], 1)}, "
+            f"p {p_value(terms['backbone']['p'])})",
+            f"{number(share['encoder'], 2)} (F {number(terms['encoder']['F'], 1)}, "
+            f"p {p_value(terms['encoder']['p'])})",
+            number(share["interaction"], 2), number(sum(known), 2) if known else DASH,
+            f"{winner} ({number(means[winner][0])})" if means else DASH,
+        ))  # fmt: skip
+    columns = (Column("task", "Task", "l"), Column("n", "$n$"),
+               Column("backbone share", "Backbone", "l"), Column("encoder share", "Encoder", "l"),
+               Column("interaction share", "Interaction"), Column("architecture", "Architecture"),
+               Column("winning backbone (mean AP)", "Winning backbone (mean AP)", "l"))  # fmt: skip
+    metric = next((v.get("metric") for v, _ in tasks.values() if v.get("metric")), "val_ap")
+    caption = f"Cross-task check: two-way ANOVA of {metric} (shares of variance) per task."
+    return Table("cross_task", caption, columns, tuple(rows), tuple(notes))
 
 
 def all_tables(

@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..atomic import atomic_write_text
 from ..space import Space
-from .tables import all_tables
+from .tables import all_tables, cross_task
 from .values import paper_numbers, paper_values, values_tex
 
 RESULTS = ("variance", "baselines", "convergence", "dynamics", "cost")
@@ -62,6 +64,30 @@ def write_paper(
     written = []
     for key, text in texts.items():
         path = Path(files[key])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        written.append(path)
+    return written
+
+
+def read_cross_task(tasks: Mapping[str, str | Path]) -> dict[str, tuple[dict, list[dict]]]:
+    """Each task's variance.json and variance_groups.csv; a missing one is named."""
+    loaded = {}
+    for task, directory in tasks.items():
+        files = [Path(directory) / name for name in ("variance.json", "variance_groups.csv")]
+        for path in files:
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no variance result for task {task}")
+        loaded[task] = (json.loads(files[0].read_text()), pd.read_csv(files[1]).to_dict("records"))
+    return loaded
+
+
+def write_cross_task(loaded: Mapping[str, tuple[dict, list[dict]]], out: str | Path) -> list[Path]:
+    """tables/cross_task.{md,tex}: the cross-task table of the tasks read."""
+    table = cross_task(loaded)
+    written = []
+    for fmt, text in (("md", table.markdown()), ("tex", table.latex())):
+        path = Path(out) / "tables" / f"cross_task.{fmt}"
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
         written.append(path)
