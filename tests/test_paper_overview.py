@@ -69,8 +69,11 @@ def test_the_real_workflow_draws_every_rule_left_to_right(real_dot):
 def test_the_same_workflow_gives_the_same_bytes_in_any_listing_order(real_dot, tmp_path):
     lines = real_dot.splitlines()
     edges = [line for line in lines if "->" in line]
+    nodes = [line for line in lines if "[label" in line]
+    head = [line for line in lines if line not in edges and line not in nodes][:-1]
     random.Random(1).shuffle(edges)
-    shuffled = "\n".join([line for line in lines if "->" not in line][:-1] + edges + ["}"])
+    random.Random(2).shuffle(nodes)
+    shuffled = "\n".join([*head, *nodes, *edges, "}"])
     paths = []
     for name, dot in (("a", real_dot), ("b", shuffled)):
         files = overview_files(tmp_path / name)
@@ -86,6 +89,10 @@ def test_text_that_is_not_a_rule_graph_is_refused_by_name(tmp_path, capsys):
         parse_rulegraph("Building DAG of jobs...")
     with pytest.raises(ValueError, match="edge 1 -> 9"):
         parse_rulegraph('digraph {\n 1[label = "split"];\n 1 -> 9\n}')
+    with pytest.raises(ValueError, match="only all"):
+        parse_rulegraph('digraph {\n 0[label = "all"];\n}')
+    assert main(["overview", "--rulegraph", str(tmp_path / "none.dot"), "--out", "x"]) == 2
+    assert "none.dot: no such file" in capsys.readouterr().err
     dot = tmp_path / "graph.dot"
     dot.write_text(ROUND_CHAIN)
     assert main(["overview", "--rulegraph", str(dot), "--out", str(tmp_path / "out")]) == 0

@@ -205,3 +205,16 @@ def test_the_cross_task_table_reads_each_task_two_way_anova_and_winner(analysis_
     assert main(argv) == 0
     assert (out / "tables/cross_task.md").read_text().count("| a |") == 1
     assert main([*argv[:-1], "b=/nowhere"]) == 2
+    assert main([*argv[:-1], "b"]) == 2  # not NAME=DIR
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "variance.json").write_text("{not json")
+    (bad / "variance_groups.csv").write_text("encoder,n\nx,1\n")
+    before = (out / "tables/cross_task.md").read_bytes()
+    assert main([*argv[:-1], f"b={bad}"]) == 2
+    (bad / "variance.json").write_text(json.dumps(variance))
+    assert main([*argv[:-1], f"b={bad}"]) == 2  # no backbone column
+    assert (out / "tables/cross_task.md").read_bytes() == before  # nothing half-written
+    one_factor = {**variance, "two_way_anova": {**variance["two_way_anova"], "terms": {}}}
+    with pytest.raises(ValueError, match="no backbone, encoder term"):
+        cross_task({"x": (one_factor, [])})

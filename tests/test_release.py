@@ -40,7 +40,8 @@ def dataset(tmp_path):
     experiment_rows().to_parquet(folder / "experiments.parquet")
     pd.DataFrame({"id": ["p1"], "fate": ["kept"]}).to_parquet(folder / "proposals.parquet")
     (folder / "agent_log.jsonl").write_text('{"agent": "rules"}\n')
-    (folder / "summary.json").write_text(json.dumps({"agents": {}, "random": {}}))
+    summary = {"agents": {"llm_calls": 3, "llm_cost_usd": 0.5}, "random": {"llm_calls": 0}}
+    (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
 
@@ -61,7 +62,7 @@ def test_the_release_holds_the_dataset_unchanged_and_facts_from_it(dataset, tmp_
     )
     assert agents["wall_hours"] == round((5 * 60 + 30) / 3600, 2)  # first start to last finish
     assert facts["code_versions"] == {"0.1.0+gaaaa": 4, "0.1.0+gbbbb": 6}
-    assert facts["llm"] == {"calls": 1, "cost_usd": 0.25}
+    assert facts["llm"] == {"calls": 3, "cost_usd": 0.5}  # billed calls, not rows' shares
     assert facts["task"]["clips"] == params["data"]["synthetic"]["n"]
     assert facts["files"]["experiments.parquet"] == (dataset / "experiments.parquet").stat().st_size
     text = (out / "RELEASE.md").read_text()
@@ -103,6 +104,42 @@ def test_an_overlay_is_merged_over_params_as_snakemake_merges_a_profile(default_
     assert set(campaigns) == {"agents", "random", "tpe"}
     assert merge_params({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}, "d": [1]}) == {
         "a": {"b": 3, "c": 2}, "d": [1]}  # fmt: skip
+    imported = experiment_rows().assign(round=None)  # rows without rounds (an import)
+    facts = describe(imported, {}, merged, {})
+    assert facts["campaigns"]["agents"]["rounds"] is None and facts["llm"]["calls"] == 0
+
+
+def test_check_release_names_a_damaged_folder_manifest_and_files(tmp_path):
+    """Objects as DVC 3 stores them (plain md5; a folder's `.dir` manifest is the
+    md5 of its JSON), checked without DVC: each problem names its file."""
+    import hashlib
+    import subprocess
+
+    from expsearch.release_check import check_release
+
+    def put(store, data: bytes, suffix=""):
+        md5 = hashlib.md5(data).hexdigest() + suffix
+        path = store / "files/md5" / md5[:2] / md5[2:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return md5, path
+
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    (repo / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    a, a_path = put(remote, b"first file")
+    b, _ = put(remote, b"second file")
+    listing = json.dumps([{"md5": a, "relpath": "a.txt"}, {"md5": b, "relpath": "b.txt"}])
+    folder, manifest = put(remote, listing.encode(), ".dir")
+    (repo / "data/release.dvc").write_text(f"outs:\n- md5: {folder}\n  path: release\n")
+    assert check_release(repo, remote) == []
+    a_path.write_bytes(b"damaged")
+    (problem,) = check_release(repo, remote)
+    assert problem.startswith("data/release/a.txt: remote object") and "corrupted" in problem
+    manifest.write_text(listing.replace("b.txt", "c.txt"))  # valid JSON, wrong bytes
+    (problem,) = check_release(repo, remote)
+    assert "data/release: the folder's manifest" in problem and "corrupted" in problem
+    manifest.unlink()
     assert (
-        describe(experiment_rows(), merged, {})["seeds"]["campaign"] == merged["campaign"]["seed"]
+        "manifest" in check_release(repo, remote)[0] and "missing" in check_release(repo, remote)[0]
     )

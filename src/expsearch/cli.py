@@ -367,14 +367,14 @@ def cmd_paper(args: argparse.Namespace) -> int:
         bad = [task for task in args.task if "=" not in task]
         if bad:
             raise FileNotFoundError(f"--task {bad[0]}: expected NAME=DIR")
-        tasks = read_cross_task(dict(task.split("=", 1) for task in args.task))
+        cross = read_cross_task(dict(t.split("=", 1) for t in args.task)) if args.task else None
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     written = write_paper(results, space_settings(params), paper_files(args.out))
     written += save(figures, figure_files(args.out))
-    if tasks:
-        written += write_cross_task(tasks, args.out)
+    if cross is not None:
+        written += write_cross_task(cross, args.out)
     if args.plots:
         written += write_plots(plots, args.plots)
     print(f"{len(written)} files -> {args.out}" + (f" and {args.plots}" if args.plots else ""))
@@ -386,6 +386,9 @@ def cmd_overview(args: argparse.Namespace) -> int:
     from .paper.overview import draw_overview, overview_files, parse_rulegraph, rulegraph
 
     if args.rulegraph:
+        if args.rulegraph != "-" and not Path(args.rulegraph).is_file():
+            print(f"expsearch overview: error: {args.rulegraph}: no such file", file=sys.stderr)
+            return EXIT_BAD_INPUT
         dot = sys.stdin.read() if args.rulegraph == "-" else Path(args.rulegraph).read_text()
     else:
         try:

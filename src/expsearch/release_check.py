@@ -10,6 +10,8 @@ but names only the folder it could not check out; this check names the file.
 It reads the hashes recorded in git (`*.dvc` files and `dvc.lock`) and rehashes
 each file's object in the local cache, in a folder remote, and in the
 workspace. Remotes on S3 are checked by `dvc pull` itself (with `verify`).
+Outputs hashed the DVC 3 way (`hash: md5`, plain md5 of the bytes) are
+checked; DVC 2's older text-normalised hashes are not.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ def _object(store: Path, md5: str) -> Path:
 
 def recorded_outputs(repo: Path) -> Iterator[tuple[str, str]]:
     """(path, md5) of every cached output that git records: *.dvc files and dvc.lock."""
-    listed = subprocess.run(["git", "ls-files", "--", "*.dvc"], cwd=repo, capture_output=True,
-                            text=True, check=False).stdout.split()  # fmt: skip
+    # Committed or not yet (right after `expsearch release`), but not ignored.
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "--", "*.dvc"],
+                            cwd=repo, capture_output=True, text=True, check=False).stdout.split()  # fmt: skip
     for dvcfile in (repo / name for name in listed):
         for out in load_yaml_file(dvcfile).get("outs", []):
             yield str((dvcfile.parent / out["path"]).relative_to(repo)), out["md5"]
@@ -77,11 +80,16 @@ def _expand(path: str, md5: str, stores: list[Path]) -> tuple[list[Tracked], lis
     for store in stores:
         manifest = _object(store, md5)
         if manifest.exists():
+            actual = _md5(manifest) + ".dir"
             try:
                 entries = json.loads(manifest.read_text())
-            except json.JSONDecodeError:
-                return [], [f"{path}: the folder's manifest {manifest} is corrupted (not JSON)"]
-            return [Tracked(f"{path}/{e['relpath']}", e["md5"]) for e in entries], []
+                files = [Tracked(f"{path}/{e['relpath']}", e["md5"]) for e in entries]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                files = None
+            if actual != md5 or files is None:
+                return [], [f"{path}: the folder's manifest {manifest} is corrupted "
+                            f"(md5 {actual}, recorded {md5})"]  # fmt: skip
+            return files, []
     where = " or ".join(str(s) for s in stores)
     return [], [f"{path}: the folder's manifest {md5} is missing from {where}"]
 

@@ -69,6 +69,8 @@ def parse_rulegraph(dot: str, drop: tuple[str, ...] = ("all",)) -> RuleGraph:
     # Snakemake lists nodes and edges in an order that varies between runs:
     # sorted, the same workflow gives the same figure bytes.
     rules = tuple(sorted(r for r in labels.values() if r not in drop))
+    if not rules:
+        raise ValueError(f"the rule graph holds only {', '.join(sorted(drop))}: nothing to draw")
     return RuleGraph(rules, tuple(sorted(set(edges))))
 
 

@@ -32,10 +32,11 @@ def plot_tables(sources: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
 
 
 def write_plots(tables: Mapping[str, pd.DataFrame], out: str | Path) -> list[Path]:
-    """Write every table as out/<name>.csv; remove curves no longer produced."""
+    """Write every table as out/<name>.csv; remove policy curves no longer produced
+    (only out/convergence/*.csv: nothing else in `out` is touched)."""
     out = Path(out)
     wanted = {out / f"{name}.csv" for name in tables}
-    for stale in out.rglob("*.csv") if out.exists() else ():
+    for stale in sorted((out / "convergence").glob("*.csv")):
         if stale not in wanted:
             stale.unlink()
     for name, table in tables.items():

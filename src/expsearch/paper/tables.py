@@ -234,7 +234,11 @@ def cross_task(
             notes.append(f"{task}: {two.get('reason', 'no two-way ANOVA')}")
             continue
         terms = two["terms"]
-        share = {k: terms.get(k, {}).get("share") for k in ("backbone", "encoder")}
+        missing = {"backbone", "encoder"} - set(terms)
+        if missing:
+            raise ValueError(f"{task}: the two-way ANOVA has no {', '.join(sorted(missing))} "
+                             f"term (its factors: {two.get('factors')})")  # fmt: skip
+        share = {k: terms[k].get("share") for k in ("backbone", "encoder")}
         share["interaction"] = terms.get("backbone:encoder", {}).get("share")
         known = [v for v in share.values() if v is not None]
         means = backbone_means(groups)

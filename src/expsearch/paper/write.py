@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..atomic import atomic_write_text
 from ..space import Space
-from .tables import all_tables, cross_task
+from .tables import Table, all_tables, cross_task
 from .values import paper_numbers, paper_values, values_tex
 
 RESULTS = ("variance", "baselines", "convergence", "dynamics", "cost")
@@ -70,21 +70,32 @@ def write_paper(
     return written
 
 
-def read_cross_task(tasks: Mapping[str, str | Path]) -> dict[str, tuple[dict, list[dict]]]:
-    """Each task's variance.json and variance_groups.csv; a missing one is named."""
+def read_cross_task(tasks: Mapping[str, str | Path]) -> Table:
+    """The cross-task table from each task's variance.json and variance_groups.csv,
+    built before anything is written; a missing or unreadable file is named."""
     loaded = {}
     for task, directory in tasks.items():
-        files = [Path(directory) / name for name in ("variance.json", "variance_groups.csv")]
-        for path in files:
+        result, groups = (Path(directory) / n for n in ("variance.json", "variance_groups.csv"))
+        for path in (result, groups):
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no variance result for task {task}")
-        loaded[task] = (json.loads(files[0].read_text()), pd.read_csv(files[1]).to_dict("records"))
-    return loaded
+        try:
+            variance = json.loads(result.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{result}: not JSON ({exc})") from None
+        try:
+            cells = pd.read_csv(groups)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"{groups}: not a CSV table ({exc})") from None
+        missing = {"backbone", "mean", "n"} - set(cells.columns)
+        if missing:
+            raise ValueError(f"{groups}: no column {', '.join(sorted(missing))}")
+        loaded[task] = (variance, cells.to_dict("records"))
+    return cross_task(loaded)
 
 
-def write_cross_task(loaded: Mapping[str, tuple[dict, list[dict]]], out: str | Path) -> list[Path]:
-    """tables/cross_task.{md,tex}: the cross-task table of the tasks read."""
-    table = cross_task(loaded)
+def write_cross_task(table: Table, out: str | Path) -> list[Path]:
+    """tables/cross_task.{md,tex} under `out`."""
     written = []
     for fmt, text in (("md", table.markdown()), ("tex", table.latex())):
         path = Path(out) / "tables" / f"cross_task.{fmt}"
