@@ -2,7 +2,7 @@
 # make test   the test suite (what .ci/run calls)
 # make bench  benchmarks; results go to results/bench/
 # make lint   ruff + snakemake --lint
-# make thousand  1,536 experiments of the embedded subspace (profiles/thousand; < 2 h on 2 cores)
+# make thousand  up to 1,536 experiments of the embedded subspace (profiles/thousand; about 1 h on 2 cores)
 # make pull     dvc pull of the released dataset and paper; on failure, names what is damaged
 # make release  promote results/dataset to data/release: RELEASE.md, dvc add, dvc repro, dvc push
 #               (OVERLAY=profiles/thousand/params.yaml after make thousand)
