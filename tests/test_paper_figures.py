@@ -12,8 +12,10 @@ import pytest
 
 from expsearch.cli import main
 from expsearch.paper.figures import (
+    MIN_JSD_RUNS,
     convergence_figure,
     draw_figures,
+    dynamics_figure,
     figure_files,
     heatmap_figure,
     save,
@@ -115,3 +117,22 @@ def test_a_missing_result_is_named(planted_analysis, tmp_path, name):
     (directory / name).unlink()
     with pytest.raises(FileNotFoundError, match=name):
         draw_figures(sources_in(directory))
+
+
+def test_the_jsd_panel_draws_only_windows_where_both_agents_ran_enough(planted_analysis, tmp_path):
+    folder = tmp_path / "analysis"
+    shutil.copytree(planted_analysis, folder)
+    few, enough = MIN_JSD_RUNS - 1, MIN_JSD_RUNS
+    rows = [("rules", "tpe", t, enough, enough, 0.2) for t in (10, 20, 30)]
+    rows += [("rules", "tpe", 40, few, enough, 0.69), ("rules", "random", 50, 1, 1, 0.69)]
+    pd.DataFrame(rows, columns=["agent_a", "agent_b", "t_end", "n_a", "n_b", "jsd_all"]).assign(
+        jsd_arch=lambda d: d["jsd_all"] / 2
+    ).to_csv(folder / "dynamics_jsd.csv", index=False)
+    right = dynamics_figure(sources_in(folder)).axes[1]
+    drawn = {line.get_label(): list(line.get_xdata()) for line in right.get_lines()}
+    assert drawn == {"rules vs tpe": [10, 20, 30], "rules vs tpe (arch)": [10, 20, 30]}
+    pd.DataFrame(rows[3:], columns=["agent_a", "agent_b", "t_end", "n_a", "n_b", "jsd_all"]).assign(
+        jsd_arch=0.1
+    ).to_csv(folder / "dynamics_jsd.csv", index=False)
+    right = dynamics_figure(sources_in(folder)).axes[1]
+    assert not right.get_lines() and f"{MIN_JSD_RUNS}+ experiments" in right.texts[0].get_text()

@@ -12,7 +12,7 @@ a workflow passes exactly the files its rule declares.
   changes) as dashed lines;
 - `dynamics` (Figure 3): entropy H, H_arch, H_train over experiments for the
   combined system and each agent, and the agents' Jensen-Shannon divergence
-  per window;
+  per window (windows where both agents ran at least MIN_JSD_RUNS experiments);
 - `trajectory` (Figure 4): every experiment's AP in completion order with the
   running best and the events;
 - `heatmap` (Figure 5): mean AP per backbone x encoder cell with at least
@@ -48,6 +48,7 @@ METADATA = {
 
 
 FIGURES = ("convergence", "dynamics", "trajectory", "heatmap")
+MIN_JSD_RUNS = 5  # experiments of each agent in a window before its JSD is drawn
 INPUTS = ("convergence.json", "convergence_curve.csv", "baselines_curve.csv", "dynamics.json",
           "dynamics_series.csv", "dynamics_jsd.csv", "variance_groups.csv")  # fmt: skip
 
@@ -130,8 +131,11 @@ def dynamics_figure(sources: Mapping[str, str | Path]) -> plt.Figure:
     left.set_ylabel("entropy (nats)")
     left.legend(fontsize=6, ncol=2)
     valid = jsd.dropna(subset=["jsd_all"]) if "jsd_all" in jsd else jsd.iloc[0:0]
+    # JSD between a handful of draws is mostly the disjointness of tiny samples
+    # (ln 2 at one draw each): only windows where both agents ran enough are drawn.
+    valid = valid[(valid["n_a"] >= MIN_JSD_RUNS) & (valid["n_b"] >= MIN_JSD_RUNS)]
     if valid.empty:
-        _note(right, "no window with two agents: no JSD")
+        _note(right, f"no window where two agents each ran {MIN_JSD_RUNS}+ experiments: no JSD")
     for (a, b), rows in valid.groupby(["agent_a", "agent_b"], sort=True):
         right.plot(rows["t_end"], rows["jsd_all"], label=f"{a} vs {b}")
         right.plot(rows["t_end"], rows["jsd_arch"], "--", label=f"{a} vs {b} (arch)")
@@ -183,9 +187,7 @@ def heatmap_figure(sources: Mapping[str, str | Path], min_runs: int = 5) -> plt.
     return figure
 
 
-def draw_figures(
-    sources: Mapping[str, str | Path], *, min_runs: int = 5
-) -> dict[str, plt.Figure]:
+def draw_figures(sources: Mapping[str, str | Path], *, min_runs: int = 5) -> dict[str, plt.Figure]:
     return {
         "convergence": convergence_figure(sources),
         "dynamics": dynamics_figure(sources),
