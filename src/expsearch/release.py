@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .tools import tool
 
 RELEASE_FILES = ("experiments.parquet", "proposals.parquet", "agent_log.jsonl", "summary.json")
 
@@ -199,8 +200,7 @@ def build_release(
 
 def dvc(repo: str | Path, *args: str) -> str:
     """Run one DVC command in `repo`; its output, or ReleaseError with DVC's message."""
-    exe = Path(sys.executable).with_name("dvc")
-    command = [str(exe) if exe.exists() else "dvc", *args]
+    command = [tool("dvc"), *args]
     run = subprocess.run(command, cwd=repo, capture_output=True, text=True)
     if run.returncode != 0:
         raise ReleaseError(f"`dvc {' '.join(args)}` failed:\n{(run.stderr or run.stdout).strip()}")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from ..tools import tool
 
 STAGES = {  # rule name prefix -> (stage label, colour)
     "synthesize": ("data", "#8dd3c7"), "split": ("data", "#8dd3c7"),
@@ -43,8 +44,7 @@ class RuleGraph:
 def rulegraph(snakefile: str | Path, configfiles: tuple[str | Path, ...] = ()) -> str:
     """`snakemake --rulegraph` of a workflow (run in its folder, read-only: no lock)."""
     snakefile = Path(snakefile).resolve()
-    exe = Path(sys.executable).with_name("snakemake")
-    command = [str(exe) if exe.exists() else "snakemake", "--rulegraph", "--nolock", "--quiet",
+    command = [tool("snakemake"), "--rulegraph", "--nolock", "--quiet",
                "--snakefile", str(snakefile)]  # fmt: skip
     if configfiles:
         command += ["--configfile", *map(str, configfiles)]
