@@ -21,6 +21,27 @@ include: "workflow/rules/common.smk"
 validate(config, "workflow/schemas/params.schema.yaml")
 
 
+# Each further task (params.yaml `tasks`, paper Section 5.4) is this workflow
+# again, as a module with the task's params, its paths moved from results/ to
+# results/tasks/<name>/; its rules are named <name>_<rule>. The paper and the
+# rule-graph figure are drawn once, by the primary task.
+for TASK in TASKS:
+
+    module:
+        name:
+            TASK
+        snakefile:
+            "Snakefile"
+        config:
+            TASKS[TASK]
+        replace_prefix:
+            {f"{RESULTS}/": f"{TASK_ROOT}/{TASK}/"}
+
+    TASK_RULES = f"{TASK}_"
+
+    use rule * from TASK exclude all, paper, overview as TASK_RULES*
+
+
 include: "workflow/rules/space.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/features.smk"

@@ -350,6 +350,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from .paper.figures import draw_figures, figure_files, save, sources_in
     from .paper.plots import plot_tables, write_plots
     from .paper.write import (
+        cross_task_files,
         paper_files,
         read_cross_task,
         read_results,
@@ -374,7 +375,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     written = write_paper(results, space_settings(params), paper_files(args.out))
     written += save(figures, figure_files(args.out))
     if cross is not None:
-        written += write_cross_task(cross, args.out)
+        written += write_cross_task(cross, cross_task_files(args.out))
     if args.plots:
         written += write_plots(plots, args.plots)
     print(f"{len(written)} files -> {args.out}" + (f" and {args.plots}" if args.plots else ""))

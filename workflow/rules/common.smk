@@ -16,7 +16,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
 from expsearch.paper.figures import figure_files
-from expsearch.paper.write import paper_files
+from expsearch.paper.write import cross_task_files, paper_files
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
 from expsearch.features.frames import frame_files, frame_plan, frames_file
@@ -24,8 +24,13 @@ from expsearch.features.specs import input_size
 from expsearch.features.store import skipped_file, store_files
 from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
+from expsearch.tasks import primary_task, task_params
 
 PARAMS = check_params(config, source="params.yaml")
+# Further tasks (params.yaml `tasks`): name -> their full params; the Snakefile
+# runs this workflow again as a module per task under results/tasks/<name>/.
+TASKS = task_params(PARAMS)
+TASK_ROOT = "results/tasks"
 ENV = "../envs/expsearch.yaml"  # conda env of every rule (used with --sdm conda)
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -102,8 +107,10 @@ def round_shards(wildcards):
     return LAYOUT.shards(wildcards.campaign, wildcards.round, shards)
 
 
-def round_runs(wildcards):
-    return LAYOUT.runs(wildcards.campaign, wildcards.round)
+def round_runs(wildcards, output):
+    """The round's run folders, found beside the shard's output: params are not
+    moved with a task module's paths (results/tasks/<name>/), outputs are."""
+    return LAYOUT.runs_beside(output[0])
 
 
 def every_round(files):
@@ -114,6 +121,15 @@ def every_round(files):
         for r in range(spec["rounds"])
         for path in files(campaign, r)
     ]
+
+
+# ---- tasks (the module per further task is declared in the Snakefile)
+PRIMARY_TASK = primary_task(PARAMS)
+
+
+def task_rules(name):
+    """Task name -> the rule called `name` in that task (the primary task first)."""
+    return {PRIMARY_TASK: getattr(rules, name), **{t: getattr(rules, f"{t}_{name}") for t in TASKS}}
 
 
 # ---- analyses (rules in analysis.smk)
@@ -131,6 +147,9 @@ PAPER = f"{RESULTS}/paper"
 # What the paper reads of params (a change redraws it).
 PAPER_PARAMS = {key: PARAMS[key] for key in ("space", "analysis", "paper")}
 PAPER_TEXT_FILES = {key: str(path) for key, path in paper_files(PAPER).items()}
+PAPER_TEXT_FILES.update(
+    {f"cross_task_{fmt}": str(path) for fmt, path in cross_task_files(PAPER).items()}
+)
 PAPER_FIGURE_FILES = {key: str(path) for key, path in figure_files(PAPER).items()}
 
 ANALYSIS_FILES = [f"{ANALYSIS}/{family}.json" for family in ANALYSIS_TABLES] + [

@@ -1,12 +1,19 @@
 # The paper from the analyses: Tables 1-4 (Markdown, LaTeX), Figures 2-5 (PDF, PNG)
 # and values.tex under results/paper/ (expsearch.paper). `snakemake --report
-# report.html` shows the figures with their captions. `expsearch paper` does the same;
+# report.html` shows the figures with their captions; tables/cross_task.{md,tex}
+# compares the tasks (params.yaml `tasks`). `expsearch paper` does the same;
 # Figure 1 (rule overview) is the workflow's rule graph (`expsearch overview`).
 
 
 rule paper:
     input:
         analysis=ANALYSIS_FILES,
+        # The cross-task table: every task's variance analysis (the primary's and
+        # those of the task modules, whose rules are named <task>_<rule>).
+        **{
+            f"cross_task_{task}": [*variance.output]
+            for task, variance in task_rules("analysis_variance").items()
+        },
     output:
         **PAPER_TEXT_FILES,
         **{
@@ -17,6 +24,7 @@ rule paper:
         },
     params:
         params=PAPER_PARAMS,
+        tasks=[*task_rules("analysis_variance")],
     log:
         f"{LOGS}/paper.log",
     conda:

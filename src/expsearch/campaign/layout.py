@@ -62,6 +62,12 @@ class CampaignLayout:
         """A round's run folders (runs/<id>/): each shard's resume scratch space."""
         return f"{self.round_dir(campaign, round_index)}/runs"
 
+    @staticmethod
+    def runs_beside(shard_file: str) -> str:
+        """The run folders of the round a shard file belongs to (`runs` beside it):
+        the same folder as `runs`, found from a path a workflow module may have moved."""
+        return f"{shard_file.rsplit('/', 1)[0]}/runs" if "/" in shard_file else "runs"
+
     def ledger(self, campaign: str, before_round: int, lag: int = 0) -> dict[str, list[str]]:
         """The files that round `before_round` reads (see `ledger_rounds`)."""
         plan_rounds, experiment_rounds = ledger_rounds(before_round, lag)

@@ -94,11 +94,16 @@ def read_cross_task(tasks: Mapping[str, str | Path]) -> Table:
     return cross_task(loaded)
 
 
-def write_cross_task(table: Table, out: str | Path) -> list[Path]:
-    """tables/cross_task.{md,tex} under `out`."""
+def cross_task_files(out: str | Path) -> dict[str, Path]:
+    """Format (`md`, `tex`) -> tables/cross_task.<format> under `out`."""
+    return {fmt: Path(out) / "tables" / f"cross_task.{fmt}" for fmt in ("md", "tex")}
+
+
+def write_cross_task(table: Table, files: Mapping[str, str | Path]) -> list[Path]:
+    """The cross-task table at `files` (format -> path, as cross_task_files gives)."""
     written = []
     for fmt, text in (("md", table.markdown()), ("tex", table.latex())):
-        path = Path(out) / "tables" / f"cross_task.{fmt}"
+        path = Path(files[fmt])
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
         written.append(path)
