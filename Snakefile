@@ -35,7 +35,7 @@ for TASK in TASKS:
         config:
             TASKS[TASK]
         replace_prefix:
-            {f"{RESULTS}/": f"{TASK_ROOT}/{TASK}/"}
+            task_prefix(TASK)
 
     TASK_RULES = f"{TASK}_"
 

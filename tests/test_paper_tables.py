@@ -5,6 +5,7 @@ escaped, and the same results giving the same bytes."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -215,6 +216,15 @@ def test_the_cross_task_table_reads_each_task_two_way_anova_and_winner(analysis_
     (bad / "variance.json").write_text(json.dumps(variance))
     assert main([*argv[:-1], f"b={bad}"]) == 2  # no backbone column
     assert (out / "tables/cross_task.md").read_bytes() == before  # nothing half-written
+    # --tasks: the primary task (--analysis) and every task params.yaml declares, in order.
+    tasks = tmp_path / "tasks"
+    shutil.copytree(analysis_dir, tasks / "fleet")
+    assert main([*argv[:-4], "--tasks", str(tasks)]) == 0
+    rows = [line.split("|")[1].strip() for line in
+            (out / "tables/cross_task.md").read_text().splitlines() if line.startswith("| ")]  # fmt: skip
+    assert rows[-2:] == ["default", "fleet"]
+    shutil.rmtree(tasks / "fleet")
+    assert main([*argv[:-4], "--tasks", str(tasks)]) == 2  # a declared task without analyses
     one_factor = {**variance, "two_way_anova": {**variance["two_way_anova"], "terms": {}}}
     with pytest.raises(ValueError, match="no backbone, encoder term"):
         cross_task({"x": (one_factor, [])})

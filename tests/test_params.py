@@ -23,6 +23,7 @@ def test_default_params_are_valid(default_params):
         "campaign",
         "analysis",
         "paper",
+        "tasks",
     }
 
 

@@ -33,16 +33,28 @@ def experiment_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    folder = tmp_path / "dataset"
-    folder.mkdir()
-    experiment_rows().to_parquet(folder / "experiments.parquet")
+def write_dataset(folder, rows: pd.DataFrame):
+    folder.mkdir(parents=True)
+    rows.to_parquet(folder / "experiments.parquet")
     pd.DataFrame({"id": ["p1"], "fate": ["kept"]}).to_parquet(folder / "proposals.parquet")
     (folder / "agent_log.jsonl").write_text('{"agent": "rules"}\n')
     summary = {"agents": {"llm_calls": 3, "llm_cost_usd": 0.5}, "random": {"llm_calls": 0}}
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A dataset where the workflow writes it, with the fleet task's beside it."""
+    rows = experiment_rows()
+    write_dataset(tmp_path / "results/tasks/fleet/dataset", rows[rows.campaign == "random"])
+    return write_dataset(tmp_path / "results/dataset", rows)
+
+
+@pytest.fixture
+def params(default_params):
+    """The default params without further tasks (the tests of tasks add them back)."""
+    return {key: value for key, value in default_params.items() if key != "tasks"}
 
 
 def test_the_release_holds_the_dataset_unchanged_and_facts_from_it(dataset, tmp_path, params):
@@ -90,6 +102,9 @@ def test_the_release_command_writes_the_folder_and_names_bad_input(dataset, tmp_
     argv = ["release", "--params", str(ROOT / "params.yaml"), "--dataset", str(dataset)]
     assert main([*argv, "--out", str(out), "--no-dvc"]) == 0
     assert "| random | random | 2 | 4 | 3 | 1 |" in capsys.readouterr().out
+    # The fleet task params.yaml declares, found beside --dataset where the workflow writes it.
+    fleet = tmp_path / "results/tasks/fleet/dataset/experiments.parquet"
+    assert (out / "tasks/fleet/experiments.parquet").read_bytes() == fleet.read_bytes()
     assert main([*argv[:-1], str(tmp_path / "nowhere"), "--out", str(out), "--no-dvc"]) == 2
     assert "no experiments.parquet" in capsys.readouterr().err
 
@@ -143,3 +158,28 @@ def test_check_release_names_a_damaged_folder_manifest_and_files(tmp_path):
     assert (
         "manifest" in check_release(repo, remote)[0] and "missing" in check_release(repo, remote)[0]
     )
+
+
+def test_each_declared_task_is_released_beside_the_primary(dataset, tmp_path, default_params):
+    out = tmp_path / "release"
+    fleet = tmp_path / "results/tasks/fleet/dataset"
+    facts = build_release(dataset, out, default_params, {"fleet": fleet})
+    for name in RELEASE_FILES:
+        assert (out / "tasks/fleet" / name).read_bytes() == (fleet / name).read_bytes()
+    task = facts["tasks"]["fleet"]
+    assert task["task"]["variant"] == "fleet"  # the task's own params, not the primary's
+    assert list(task["campaigns"]) == ["random"] and task["experiments"] == 4
+    assert facts["experiments"] == 10  # the primary task's totals stay its own
+    text = (out / "RELEASE.md").read_text()
+    assert "## Task `fleet` (`tasks/fleet/`" in text and "camera `fleet`" in text
+    assert text.index("camera `default`") < text.index("camera `fleet`")
+
+
+def test_a_release_without_a_declared_tasks_dataset_is_refused(dataset, tmp_path, default_params):
+    out = tmp_path / "release"
+    with pytest.raises(ReleaseError, match=r"every task params.yaml declares \(\['fleet'\]\)"):
+        build_release(dataset, out, default_params)
+    assert not out.exists()
+    with pytest.raises(ReleaseError, match=r"nowhere: no experiments\.parquet"):
+        build_release(dataset, out, default_params, {"fleet": tmp_path / "nowhere"})
+    assert not out.exists()

@@ -8,6 +8,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,9 +53,10 @@ def test_an_edited_space_reruns_with_the_new_count(repo):
 
 
 def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
-    """The whole small pipeline; every job opens only what its rule declares;
-    the report builds with the captions of the rules' report() outputs."""
-    small(repo)
+    """The whole small pipeline, with the fleet camera as a second task; every job
+    opens only what its rule declares; the report builds with the captions of the
+    rules' report() outputs."""
+    small(repo, tasks=True)
     audit = tmp_path / "audit"
     run = snakemake(repo, env={AUDIT_ENV: str(audit)})
     assert run.returncode == 0, run.stderr
@@ -103,6 +105,19 @@ def test_data_features_and_campaigns_end_to_end(repo, tmp_path):
     for name in ("top_configs.tex", "notation.md"):
         assert (repo / "results/paper/tables" / name).stat().st_size > 0
     assert (repo / "results/paper/figures/heatmap.pdf").read_bytes().startswith(b"%PDF")
+    # The second task: its own videos, stores and random campaign under results/tasks/fleet/.
+    fleet = repo / "results/tasks/fleet"
+    assert json.loads((fleet / "data/synthetic/synthetic.json").read_text())["variant"] == "fleet"
+    fleet_store = open_store(fleet / "features/vjepa2")
+    assert len(fleet_store.ids) == 12
+    assert not np.array_equal(fleet_store.features, stores["vjepa2"].features)  # other videos
+    fleet_runs = pd.read_parquet(fleet / "dataset/experiments.parquet")
+    assert sorted(fleet_runs["campaign"]) == ["random", "random"]
+    assert (fleet / "campaigns/random/round_0000/runs").is_dir()  # its own resume scratch
+    assert {"fleet_split", "fleet_shard", "fleet_analysis_variance"} <= ran
+    assert not any(name.startswith("fleet_") and "paper" in name for name in ran)
+    cross = (repo / "results/paper/tables/cross_task.md").read_text()
+    assert "default" in cross and "fleet" in cross
 
 
 def test_the_file_audit_catches_undeclared_reads_and_writes():
@@ -276,6 +291,12 @@ def test_a_campaign_of_hundreds_of_rounds_builds_its_dag(repo):
                  "ideas_per_agent": 4},
     }  # fmt: skip
     params["analysis"]["baselines"]["generative_campaign"] = None  # no random campaign here
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    refused = snakemake(repo, "results/dataset/summary.json", "--dry-run", "--quiet", "rules")
+    assert refused.returncode != 0  # the fleet task runs a campaign that is gone: named
+    said = refused.stdout + refused.stderr
+    assert "tasks.fleet" in said and "['random'] not in campaign.campaigns" in said
+    params.pop("tasks")
     (repo / "params.yaml").write_text(dump_yaml(params))
     run = snakemake(repo, "results/dataset/summary.json", "--dry-run", "--quiet", "rules")
     assert run.returncode == 0, run.stderr[-3000:]

@@ -41,13 +41,19 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def small(repo: Path, n: int = 12, rounds: int = 1) -> None:
+def small(repo: Path, n: int = 12, rounds: int = 1, tasks: bool = False) -> None:
     """Shrink the embedded default to seconds: 12 clips, two backbones and
     their fusion (the space's backbone dimension follows, as a user would),
     one round of two configs per campaign. The split is 0.6/0.2/0.2: at
-    0.8/0.1/0.1, 12 clips leave the test split empty, which the split refuses."""
+    0.8/0.1/0.1, 12 clips leave the test split empty, which the split refuses.
+    The further tasks (`tasks`) are dropped, or with `tasks` kept at n clips."""
     params = load_yaml_file(repo / "params.yaml")
     params["data"]["synthetic"]["n"] = n
+    if tasks:
+        for task in params["tasks"].values():
+            task["data"]["synthetic"]["n"] = n
+    else:
+        params.pop("tasks", None)
     params["data"]["split"].update(train=0.6, val=0.2, test=0.2)
     params["features"]["backbones"] = ["vjepa2", "dinov2_b"]
     params["features"]["fusions"] = {"vjepa2_dinov2": ["vjepa2", "dinov2_b"]}

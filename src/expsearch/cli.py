@@ -24,7 +24,7 @@
                                                      k-fold test AP of the configs, each fold
                                                      keeping the one with the best val AP
     expsearch paper [--analysis DIR] [--out DIR] [--params FILE] [--plots DIR]
-                    [--task NAME=DIR ...]
+                    [--task NAME=DIR ...] [--tasks DIR]
                                                      Tables 1-4 (Markdown and LaTeX), Figures 2-5
                                                      (PDF, PNG), values.tex and values.json from
                                                      the analyses' results and CSV tables
@@ -36,7 +36,7 @@
                                                      per idea) as an experiments.parquet, with
                                                      refused.jsonl naming what could not be mapped
     expsearch release --dataset DIR [--out data/release] [--overlay FILE ...] [--remote NAME]
-                      [--no-repro] [--no-push]
+                      [--task NAME=DIR ...] [--no-repro] [--no-push]
                                                      the dataset as the DVC-tracked release with
                                                      its RELEASE.md; dvc add, dvc repro (paper/),
                                                      dvc push
@@ -346,6 +346,14 @@ def cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_dirs(values: list[str], flag: str) -> dict[str, str]:
+    """NAME=DIR arguments as {name: dir}; a value without `=` is an error naming it."""
+    bad = [value for value in values if "=" not in value]
+    if bad:
+        raise FileNotFoundError(f"{flag} {bad[0]}: expected NAME=DIR")
+    return dict(value.split("=", 1) for value in values)
+
+
 def cmd_paper(args: argparse.Namespace) -> int:
     from .paper.figures import draw_figures, figure_files, save, sources_in
     from .paper.plots import plot_tables, write_plots
@@ -358,6 +366,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
         write_cross_task,
         write_paper,
     )
+    from .tasks import primary_task, task_params
 
     params = load_params(args.params)
     min_runs = args.min_runs or params["paper"]["heatmap_min_runs"]
@@ -365,10 +374,11 @@ def cmd_paper(args: argparse.Namespace) -> int:
         results = read_results(result_files(args.analysis))
         figures = draw_figures(sources_in(args.analysis), min_runs=min_runs)
         plots = plot_tables(sources_in(args.analysis)) if args.plots else {}
-        bad = [task for task in args.task if "=" not in task]
-        if bad:
-            raise FileNotFoundError(f"--task {bad[0]}: expected NAME=DIR")
-        cross = read_cross_task(dict(t.split("=", 1) for t in args.task)) if args.task else None
+        tasks = _named_dirs(args.task, "--task")
+        if args.tasks:  # the primary task's analyses and each declared task's under --tasks
+            declared = {name: Path(args.tasks) / name for name in task_params(params)}
+            tasks = {primary_task(params): args.analysis, **declared, **tasks}
+        cross = read_cross_task(tasks) if tasks else None
     except FileNotFoundError as error:
         print(f"expsearch paper: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -421,10 +431,20 @@ def cmd_import_orze(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     from .release import ReleaseError, build_release, publish, release_markdown
+    from .tasks import task_params
 
     params = load_params(args.params, *args.overlay)
     try:
-        facts = build_release(args.dataset, args.out, params)
+        tasks = _named_dirs(args.task, "--task")
+    except FileNotFoundError as error:
+        print(f"expsearch release: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    # A declared task's dataset is where the workflow writes it, beside --dataset.
+    dataset = Path(args.dataset)
+    for name in task_params(params):
+        tasks.setdefault(name, str(dataset.parent / "tasks" / name / dataset.name))
+    try:
+        facts = build_release(args.dataset, args.out, params, tasks)
         print(release_markdown(facts))
         if not args.no_dvc:
             publish(args.out, remote=args.remote, repro=not args.no_repro, push=not args.no_push,
@@ -727,6 +747,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a task's analyses (variance.json, variance_groups.csv) for the cross-task table; "
         "repeat per task",
     )  # fmt: skip
+    paper.add_argument(
+        "--tasks", metavar="DIR",
+        help="the cross-task table of the primary task (--analysis) and every task params "
+        "declares, each one's analyses in DIR/<name>/",
+    )  # fmt: skip
 
     overview = add("overview", cmd_overview, "Figure 1, the workflow's rule graph, as PDF and PNG")
     overview.add_argument("--snakefile", default="Snakefile", help="workflow (%(default)s)")
@@ -752,6 +777,11 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument(
         "--overlay", action="append", default=[],
         help="params merged over --params, as the campaign ran (e.g. profiles/thousand/params.yaml)",
+    )  # fmt: skip
+    release.add_argument(
+        "--task", action="append", default=[], metavar="NAME=DIR",
+        help="a declared task's dataset (default: tasks/<name>/<dataset> beside --dataset, "
+        "where the workflow writes it)",
     )  # fmt: skip
     release.add_argument("--remote", help="DVC remote to push to (default: the default remote)")
     release.add_argument("--no-repro", action="store_true", help="do not regenerate paper/")

@@ -24,15 +24,13 @@ from expsearch.features.specs import input_size
 from expsearch.features.store import skipped_file, store_files
 from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
-from expsearch.tasks import primary_task, task_params
+from expsearch.tasks import RESULTS, primary_task, task_params, task_prefix
 
 PARAMS = check_params(config, source="params.yaml")
 # Further tasks (params.yaml `tasks`): name -> their full params; the Snakefile
 # runs this workflow again as a module per task under results/tasks/<name>/.
 TASKS = task_params(PARAMS)
-TASK_ROOT = "results/tasks"
 ENV = "../envs/expsearch.yaml"  # conda env of every rule (used with --sdm conda)
-RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"  # per-job time and memory (Snakemake `benchmark:`)
 
