@@ -90,6 +90,11 @@ def test_a_fresh_clone_pulls_the_release_and_its_paper_and_reruns_nothing(clone)
         if not recorded.endswith(".dir"):
             assert md5(clone / path) == recorded, path
     assert (clone / "paper/figures/convergence.pdf").read_bytes().startswith(b"%PDF")
+    # The second task (params.yaml `tasks`): its dataset and its row of the cross-task table.
+    fleet = pd.read_parquet(clone / "data/release/tasks/fleet/experiments.parquet")
+    assert set(fleet["campaign"]) == {"random"} and "## Task `fleet`" in release_md
+    cross = (clone / "paper/tables/cross_task.md").read_text()
+    assert f"| fleet | {fleet['status'].eq('ok').sum():,} |" in cross and "| default |" in cross
     assert "Data and pipelines are up to date" in run(clone, "dvc", "status").stdout
     assert ran_stages(run(clone, "dvc", "repro").stdout) == set()
     assert run(clone, "expsearch", "check-release").returncode == 0
@@ -106,9 +111,11 @@ def test_a_params_change_reruns_only_what_reads_it_and_the_rerun_is_byte_identic
     assert changed != params
     (clone / "params.yaml").write_text(changed)
     status = run(clone, "dvc", "status").stdout
-    assert set(re.findall(r"^(\w+):$", status, re.M)) == {"analysis_variance"}
+    # Both variance analyses read it: the primary task's and the fleet task's.
+    readers = {"analysis_variance", "task_variance@fleet"}
+    assert set(re.findall(r"^([\w@]+):$", status, re.M)) == readers
     ran = ran_stages(run(clone, "dvc", "repro").stdout)
-    assert "analysis_variance" in ran and ran <= {"analysis_variance", "paper"}
+    assert readers <= ran <= {*readers, "paper"}
     assert "min_group_size" in run(clone, "git", "diff", "dvc.lock").stdout
     (clone / "params.yaml").write_text(params)  # back: the same bytes as released
     run(clone, "dvc", "repro")

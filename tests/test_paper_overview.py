@@ -14,9 +14,11 @@ from expsearch.paper.overview import (
     draw_overview,
     feedback_edges,
     layout,
+    module_of,
     overview_files,
     parse_rulegraph,
     rulegraph,
+    stage_of,
 )
 
 from .conftest import ROOT
@@ -64,6 +66,19 @@ def test_the_real_workflow_draws_every_rule_left_to_right(real_dot):
         if a != b and (a, b) not in back:
             assert position[a][0] < position[b][0], (a, b)
     assert len({pos for pos in position.values()}) == len(graph.rules)  # no two boxes overlap
+
+
+def test_a_task_modules_rules_are_drawn_in_the_stage_of_the_rule_they_copy(real_dot):
+    """params.yaml declares the fleet task: its module's rules are <task>_<rule>."""
+    graph = parse_rulegraph(real_dot)
+    copies = {rule: module_of(rule) for rule in graph.rules if module_of(rule)[0]}
+    assert copies["fleet_split"] == ("fleet", "split")
+    assert copies["fleet_analysis_variance"] == ("fleet", "analysis_variance")
+    assert {task for task, _ in copies.values()} == {"fleet"}
+    assert all(base in graph.rules for _, base in copies.values())  # a copy of a real rule
+    assert module_of("space_summary") == (None, "space_summary")  # "other", not a copy
+    assert stage_of("fleet_extract_features") == stage_of("extract_features") != stage_of("paper")
+    assert ("fleet_analysis_variance", "paper") in graph.edges  # the cross-task table
 
 
 def test_the_same_workflow_gives_the_same_bytes_in_any_listing_order(real_dot, tmp_path):

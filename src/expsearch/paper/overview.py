@@ -10,6 +10,8 @@ the final rule, after the round chain's feedback edges (collect of round r ->
 propose of round r + 1) are found by the Eades-Lin-Smyth ordering, and drawn
 back as dashed arcs. A rule's colour says which stage of the pipeline it
 belongs to, and a rule that calls itself (a chain over rounds) gets a loop mark.
+A task module's copy of a rule (params.yaml `tasks`: `fleet_split`, ...) has
+the colour of the rule it copies, paler, with a dashed border.
 """
 
 from __future__ import annotations
@@ -130,11 +132,24 @@ def layout(graph: RuleGraph) -> dict[str, tuple[float, float]]:
     return position
 
 
+def _stage(rule: str) -> tuple[str, str] | None:
+    return next((stage for prefix, stage in STAGES.items() if rule.startswith(prefix)), None)
+
+
+def module_of(rule: str) -> tuple[str | None, str]:
+    """(task, base rule) of a task module's copy of a rule (params.yaml `tasks` run the
+    workflow again as modules whose rules are named <task>_<rule>): "fleet_split" ->
+    ("fleet", "split"); the workflow's own rules -> (None, rule)."""
+    if _stage(rule) is None:
+        for i, char in enumerate(rule):
+            if char == "_" and _stage(rule[i + 1 :]) is not None:
+                return rule[:i], rule[i + 1 :]
+    return None, rule
+
+
 def stage_of(rule: str) -> tuple[str, str]:
-    for prefix, stage in STAGES.items():
-        if rule.startswith(prefix):
-            return stage
-    return OTHER
+    """(stage label, colour) of a rule, a task module's copy by its base rule."""
+    return _stage(module_of(rule)[1]) or OTHER
 
 
 def draw_overview(graph: RuleGraph) -> plt.Figure:
@@ -160,8 +175,10 @@ def draw_overview(graph: RuleGraph) -> plt.Figure:
         ax.add_patch(FancyArrowPatch(start, end, **style))
     for rule, (x, y) in position.items():
         label, colour = stage_of(rule)
+        copy = module_of(rule)[0] is not None  # a task module's copy: paler, dashed border
         ax.add_patch(FancyBboxPatch((x * dx - w / 2, y - h / 2), w, h, fc=colour, ec="0.3",
-                                    lw=0.7, boxstyle="round,pad=0.02"))  # fmt: skip
+                                    lw=0.7, ls="--" if copy else "-", alpha=0.5 if copy else 1.0,
+                                    boxstyle="round,pad=0.02"))  # fmt: skip
         name = rule.replace("_", "\n", 1) if len(rule) > 12 else rule
         ax.text(x * dx, y, name, ha="center", va="center", fontsize=6.5)
         if (rule, rule) in graph.edges:
@@ -171,6 +188,10 @@ def draw_overview(graph: RuleGraph) -> plt.Figure:
     seen = {label: colour for label, colour in [*STAGES.values(), OTHER] if (label, colour) in present}
     handles = [plt.Rectangle((0, 0), 1, 1, fc=c, ec="0.3", lw=0.7) for c in seen.values()]
     labels = list(seen)
+    tasks = sorted({task for task, _ in map(module_of, graph.rules) if task})
+    if tasks:
+        handles.append(plt.Rectangle((0, 0), 1, 1, fc="white", ec="0.3", lw=0.7, ls="--"))
+        labels.append(f"task module ({', '.join(tasks)}): params.yaml tasks")
     if back or any(a == b for a, b in graph.edges):
         handles.append(plt.Line2D([], [], color="tab:red", ls="--", lw=0.8))
         labels.append("next round (feedback)")
