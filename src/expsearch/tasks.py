@@ -10,7 +10,6 @@ The workflow runs each as a module of itself, every path it writes under
     task_params(params)        # {"fleet": <the full params of the fleet task>}
     primary_task(params)       # "default": the name the primary task goes by in tables
     task_prefix("fleet")       # {"results/": "results/tasks/fleet/"}: the module's paths
-    task_path("results/dataset", "fleet")  # "results/tasks/fleet/dataset"
 
 Each task's params are checked like params.yaml itself, with the task named in
 every message, so a bad override stops the run before any job starts.
@@ -31,14 +30,6 @@ TASKS = f"{RESULTS}/tasks"
 def task_prefix(task: str) -> dict[str, str]:
     """The path replacement of a task's module (Snakemake `replace_prefix`)."""
     return {f"{RESULTS}/": f"{TASKS}/{task}/"}
-
-
-def task_path(path: str, task: str) -> str:
-    """Where a task's module writes what the primary task writes at `path`."""
-    ((old, new),) = task_prefix(task).items()
-    if not path.startswith(old):
-        raise ValueError(f"{path}: not under {old} (a task moves only what the workflow writes)")
-    return new + path[len(old) :]
 
 
 def primary_task(params: Mapping[str, Any]) -> str:
