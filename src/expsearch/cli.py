@@ -11,7 +11,7 @@
     expsearch data split [--params FILE] [--source ... --root ... --seed ...] --out DIR
     expsearch features decode --clips CSV --manifest JSON --labels CSV --out DIR [--workers N]
                                                      the decoded-frames cache of every clip
-    expsearch features extract --backbone NAME --weights random|pretrained
+    expsearch features extract --backbone NAME --weights random|pretrained [--checkpoint DIR|ID]
                                --clips CSV --manifest JSON --labels CSV --out DIR
                                [--frames CACHE_DIR] [...]
     expsearch features fuse --name NAME --out DIR STORE_DIR STORE_DIR [...]
@@ -187,13 +187,17 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_features_decode(args: argparse.Namespace) -> int:
+    from .features.checkpoints import input_sizes
     from .features.frames import frame_plan
     from .jobs import decode_frames
 
     params = load_params(args.params)
     data, features = params["data"], params["features"]
+    weights = args.weights or features["weights"]
+    # Pretrained: the checkpoints are found (or the run stops) and size the frames.
+    sizes = input_sizes(features["backbones"], weights, features["checkpoints"])
     decode_frames(
-        frame_plan(features["backbones"], args.weights or features["weights"]),
+        frame_plan(features["backbones"], weights, sizes),
         fps=args.fps or float(data["fps"]),
         window_s=args.window_s or float(data["window_s"]),
         clips=args.clips,
@@ -220,6 +224,11 @@ def cmd_features_extract(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or features.batch_size,
         device=args.device or features.device,
         seed=features.seed if args.seed is None else args.seed,
+        checkpoints=(
+            {**features.checkpoints, args.backbone: args.checkpoint}
+            if args.checkpoint
+            else features.checkpoints
+        ),
     )
     extract_features(
         args.backbone,
@@ -675,6 +684,10 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--params", default="params.yaml")
     extract.add_argument("--backbone", required=True)
     extract.add_argument("--weights", choices=["random", "pretrained"])
+    extract.add_argument(
+        "--checkpoint",
+        help="pretrained: a checkpoint folder or Hugging Face id (default: features.checkpoints)",
+    )
     extract.add_argument("--clips", required=True, help="clips.csv from `data split`")
     extract.add_argument("--manifest", required=True, help="manifest.json from `data split`")
     extract.add_argument(

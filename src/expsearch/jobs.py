@@ -2,7 +2,8 @@
 
     synthesize(settings.synthetic, root="results/data/synthetic")
     split_clips(data, labels=..., videos=..., clips=..., manifest=...)
-    decode_frames(features.frames.frame_plan(features.backbones, features.weights),
+    sizes = input_sizes(features.backbones, features.weights, features.checkpoints)
+    decode_frames(frame_plan(features.backbones, features.weights, sizes),
                   fps=5, window_s=6.0, clips=..., manifest=..., labels=...,
                   out="results/frames/index.json", workers=8)
     extract_features("vjepa2", data, features, clips=..., manifest=..., labels=...,
@@ -147,7 +148,8 @@ def extract_features(
     """One backbone's store (`out`: its folder or index.json) for every clip of the
     table, from the decoded-frames cache `frames` (its folder or index.json; its
     array at this backbone's size `frames_array`, by default the one the index
-    names) or, without one, from the videos."""
+    names) or, without one, from the videos. With pretrained weights the backbone
+    loads its `features.checkpoints` entry (default: its registry id)."""
     from .data.sources import read_clip_table
     from .data.splits import load_manifest
     from .features.extract import extract_store
@@ -169,6 +171,8 @@ def extract_features(
         max_skipped_fraction=features.max_skipped_fraction,
         frames=frames,
         frames_array=frames_array,
+        # features.checkpoints apply to pretrained weights only (random ones are built here).
+        checkpoint=features.checkpoints.get(backbone) if features.weights == "pretrained" else None,
         progress=progress,
     )
 

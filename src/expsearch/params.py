@@ -85,9 +85,9 @@ def check_params(params: Any, source: str = "params.yaml") -> dict[str, Any]:
 
 def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, str]]:
     """Rules that span sections: every backbone the space can propose has a
-    store, fusions name extracted backbones, the window serves every seq_len,
-    self-healing diagnoses with a defined LLM agent, the analyses name campaigns
-    that exist."""
+    store, fusions and checkpoints name extracted backbones, the window serves
+    every seq_len, self-healing diagnoses with a defined LLM agent, the analyses
+    name campaigns that exist."""
     problems = []
     data = params["data"]
     if data["source"] == "synthetic":
@@ -114,6 +114,16 @@ def _cross_checks(params: Mapping[str, Any], space: Space) -> list[tuple[str, st
                 (
                     f"features.fusions.{name}",
                     f"{unknown} not in features.backbones {sorted(extracted)}",
+                )
+            )
+    for name in features["checkpoints"]:
+        if name not in extracted:
+            # Likely a typo or a backbone dropped from the list: its checkpoint would never load.
+            problems.append(
+                (
+                    f"features.checkpoints.{name}",
+                    f"{name!r} is not in features.backbones {sorted(extracted)}; "
+                    "a checkpoint is only used for a backbone that is extracted",
                 )
             )
     stores = extracted | set(features["fusions"])
@@ -186,6 +196,8 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     if kind == "required":
         missing = [key for key in error.validator_value if key not in instance]
         return [(_path([*path, key]), "missing required key") for key in missing]
+    if "propertyNames" in error.schema_path and kind == "enum":  # a key, not a value
+        return [(_path([*path, instance]), f"unknown name; allowed: {error.validator_value}")]
     if kind == "enum":
         return [(_path(path), f"{instance!r} is not allowed; allowed: {error.validator_value}")]
     if kind == "type":

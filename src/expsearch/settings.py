@@ -77,6 +77,9 @@ class FeatureSettings:
     max_skipped_fraction: float  # of the clips; more skipped fails the extraction
     decode: str  # shared: read the decoded-frames cache | per_backbone: decode the videos
     frames_root: str  # folder of the decoded-frames cache (features.frames)
+    # backbone -> local checkpoint folder or Hugging Face id (pretrained weights); a
+    # backbone not named loads its registry id (features.checkpoints)
+    checkpoints: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def synth_settings(synthetic: Mapping[str, Any]) -> SynthSettings:
@@ -119,6 +122,7 @@ def feature_settings(features: Mapping[str, Any]) -> FeatureSettings:
         max_skipped_fraction=float(features["max_skipped_fraction"]),
         decode=str(features["decode"]),
         frames_root=str(features["frames_root"]),
+        checkpoints={name: str(source) for name, source in features["checkpoints"].items()},
     )
 
 

@@ -19,8 +19,8 @@ from expsearch.paper.figures import figure_files
 from expsearch.paper.write import cross_task_files, paper_files
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
+from expsearch.features.checkpoints import input_sizes
 from expsearch.features.frames import frame_files, frame_plan, frames_file
-from expsearch.features.specs import input_size
 from expsearch.features.store import skipped_file, store_files
 from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
@@ -55,9 +55,15 @@ STORE_NAMES = [*FEATURES["backbones"], *FEATURES["fusions"]]
 
 
 STORE_FILES = [path for name in STORE_NAMES for path in store_files(FEATURES["root"], name)]
+# Every backbone's input size. With pretrained weights this first finds each
+# checkpoint (features.checkpoints: a folder, or a hub id in the Hugging Face cache
+# when HF_HUB_OFFLINE=1) without loading it, so a missing one stops the workflow
+# here, `snakemake -n` included, rather than a GPU job; a checkpoint other than the
+# registry's is sized from its own files.
+INPUT_SIZES = input_sizes(FEATURES["backbones"], FEATURES["weights"], FEATURES["checkpoints"])
 # The shared decoded-frames cache (features.decode: shared): every clip's window
 # decoded once, one array per input size of the backbones ({size: frames per step}).
-FRAME_PLAN = frame_plan(FEATURES["backbones"], FEATURES["weights"])
+FRAME_PLAN = frame_plan(FEATURES["backbones"], FEATURES["weights"], INPUT_SIZES)
 FRAMES = frame_files(FEATURES["frames_root"], FRAME_PLAN)
 # What reads the videos: the decoding job, or each extraction (per_backbone).
 VIDEO_INPUTS = {
@@ -71,7 +77,7 @@ def extraction_inputs(wildcards):
     and the array at its backbone's input size, or (per_backbone) the videos."""
     if FEATURES["decode"] == "per_backbone":
         return VIDEO_INPUTS
-    size = input_size(wildcards.backbone, FEATURES["weights"])
+    size = INPUT_SIZES[wildcards.backbone]
     return {"frames": FRAMES["index"], "frames_array": frames_file(FEATURES["frames_root"], size)}
 
 

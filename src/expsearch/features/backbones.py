@@ -2,6 +2,7 @@
 
     bb = build_backbone("dinov2_b")                              # tiny random model, CPU
     bb = build_backbone("vjepa2", "pretrained", device="cuda")   # Hugging Face checkpoint
+    bb = build_backbone("dinov2_b", "pretrained", checkpoint="/data/ckpt/dinov2-base")
     feats = bb.encode(frames)  # uint8 (B, T, H, W, 3) -> float32 (B, T // k, bb.width)
 
 where k = bb.frames_per_step. Frames of any size are resized (squashed, not cropped) to
@@ -13,8 +14,11 @@ decoded-frames cache (`features.frames`) stores frames resized that way.
 `BACKBONES` (defined in `features.specs`, which needs no torch) holds the paper's six
 backbones. Each one is built from its real transformers class in one of two ways:
 
-- weights="pretrained": `XModel.from_pretrained(spec.hf_id)` (the cluster path; needs the
-  checkpoint in the Hugging Face cache or network access).
+- weights="pretrained": `XModel.from_pretrained(checkpoint or spec.hf_id)` (the cluster
+  path): `checkpoint` is a local folder or a hub id (`features.checkpoints`), found first
+  by `features.checkpoints.resolve_checkpoint` (in the Hugging Face cache, or downloaded
+  when online). Its processor config, when it ships one, must agree with what `encode`
+  does (`features.preprocessing.check_preprocessing`).
 - weights="random": the same class built from a tiny config (width 64-96, 2 transformer
   layers or 4 small ConvNeXt stages, 56-64 px) with weights seeded by `seed`; no file is
   read and nothing is downloaded. Tests and laptop runs use it: every code path of the
@@ -33,6 +37,8 @@ import torch
 import torch.nn.functional as F
 import transformers
 
+from .checkpoints import Checkpoint, CheckpointError, resolve_checkpoint, with_files
+from .preprocessing import check_preprocessing
 from .specs import BACKBONES, HALF, IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, input_size
 
 __all__ = [
@@ -100,10 +106,19 @@ def squash_uint8(frames: np.ndarray, size: int, chunk: int = 8) -> np.ndarray:
 class Backbone:
     """A frozen backbone in eval mode, with the preprocessing its weights expect."""
 
-    def __init__(self, spec: BackboneSpec, model, weights: str, input_size: int, device):
+    def __init__(
+        self,
+        spec: BackboneSpec,
+        model,
+        weights: str,
+        input_size: int,
+        device,
+        checkpoint: str | None = None,
+    ):
         self.spec = spec
         self.model = model
         self.weights = weights
+        self.checkpoint = checkpoint  # the folder or hub id loaded (None: random weights)
         self.width = _width(model.config)
         self.input_size = input_size
         self.frames_per_step = spec.frames_per_step
@@ -113,7 +128,8 @@ class Backbone:
 
     def __repr__(self) -> str:
         return (
-            f"Backbone({self.spec.name!r}, weights={self.weights!r}, width={self.width}, "
+            f"Backbone({self.spec.name!r}, weights={self.weights!r}, "
+            f"checkpoint={self.checkpoint!r}, width={self.width}, "
             f"input_size={self.input_size}, frames_per_step={self.frames_per_step}, "
             f"device={str(self.device)!r})"
         )
@@ -157,40 +173,72 @@ class Backbone:
 
 
 def build_backbone(
-    name: str, weights: str = "random", device: str | torch.device = "cpu", seed: int = 0
+    name: str,
+    weights: str = "random",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    checkpoint: str | None = None,
 ) -> Backbone:
     """The named backbone, frozen and in eval mode on `device`.
 
-    weights="pretrained" loads `spec.hf_id` (raises if it cannot be had; never falls back to
-    random weights). weights="random" builds the tiny config with `torch.manual_seed(seed)`,
-    without touching the global RNG state or the network."""
+    weights="pretrained" loads `checkpoint` (a local folder or a Hugging Face id;
+    None: `spec.hf_id`) and raises if it cannot be had; it never falls back to random
+    weights. The registry's own id must have the registry's width; another checkpoint's
+    width comes from its config and its input size from its files (`Checkpoint.input_size`).
+    weights="random" builds the tiny config with `torch.manual_seed(seed)`, without
+    touching the global RNG state or the network, and takes no checkpoint."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
     if weights not in ("pretrained", "random"):
         raise ValueError(f"weights must be 'pretrained' or 'random', got {weights!r}")
     spec = BACKBONES[name]
-    model_class = getattr(transformers, spec.model_class)
     if weights == "pretrained":
-        try:  # float32 weights: autocast gives bf16 on CUDA, and the CPU path stays float32
-            model = model_class.from_pretrained(spec.hf_id, dtype=torch.float32)
-        except OSError as exc:  # name the checkpoint: the hub's message often does not
-            raise OSError(f"{name}: cannot load pretrained {spec.hf_id!r}: {exc}") from exc
-        if _width(model.config) != spec.width:
-            raise RuntimeError(
-                f"{spec.hf_id}: width {_width(model.config)}, registry says {spec.width}"
-            )
+        found, model = _load_pretrained(spec, checkpoint)
+        size = found.input_size
+        source = found.source
     else:
+        if checkpoint is not None:
+            raise ValueError(f"{name}: checkpoint {checkpoint!r} needs weights='pretrained'")
         config = getattr(transformers, spec.config_class)(**spec.tiny)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = model_class(config)
+            model = getattr(transformers, spec.model_class)(config)
         # The decoded-frames cache sizes its frames by specs.input_size, without a model.
         if _native_size(config) != input_size(name, weights):
             raise RuntimeError(f"{name}: tiny config size does not match specs.input_size")
-    size = input_size(name, weights)
+        size, source = input_size(name, weights), None
     cfg = model.config
     # V-JEPA 2's RoPE positions assume crop_size inputs, and one output step is one tubelet.
     if spec.video and (cfg.crop_size != size or cfg.tubelet_size != spec.frames_per_step):
-        raise RuntimeError(f"{name}: crop_size/tubelet_size do not match the registry")
+        raise RuntimeError(
+            f"{name}: {source or 'the tiny config'} has crop_size {cfg.crop_size} and "
+            f"tubelet_size {cfg.tubelet_size}, the extractor feeds {size} px and "
+            f"{spec.frames_per_step} frames per step"
+        )
     model.eval().requires_grad_(False).to(device)
-    return Backbone(spec, model, weights, size, device)
+    return Backbone(spec, model, weights, size, device, checkpoint=source)
+
+
+def _load_pretrained(spec: BackboneSpec, checkpoint: str | None) -> tuple[Checkpoint, object]:
+    """The checkpoint, found before anything is loaded (so that a missing one says
+    where it was looked for and how to fetch it), and its model in float32 (autocast
+    gives bf16 on CUDA, and the CPU path stays float32), checked against the registry
+    (its own id only) and against its processor config."""
+    found = resolve_checkpoint(spec.name, checkpoint)
+    try:
+        model = getattr(transformers, spec.model_class).from_pretrained(
+            found.load_path, dtype=torch.float32
+        )
+    except OSError as exc:  # name the checkpoint: the hub's message often does not
+        raise CheckpointError(
+            f"{spec.name}: cannot load pretrained {found.source!r}: {exc}"
+        ) from exc
+    found = with_files(found)
+    width = _width(model.config)
+    if found.registry and width != spec.width:
+        raise RuntimeError(f"{found.source}: width {width}, registry says {spec.width}")
+    if found.folder is not None:
+        check_preprocessing(
+            spec.name, found.folder, input_size=found.input_size, mean=spec.mean, std=spec.std
+        )
+    return found, model

@@ -2,6 +2,7 @@
 
     index = extract_store(clips, "vjepa2", "results/features/vjepa2",
                           weights="random", fps=5, window_s=6.0, batch_size=8)
+    index = extract_store(..., weights="pretrained", checkpoint="/data/ckpt/vjepa2")
     index = extract_store(..., frames="results/frames/index.json")  # decoded once for all
 
 Each clip's window (`data.sources.window_end`, `step_times`) is decoded,
@@ -18,7 +19,7 @@ index and in `OUT/skipped.csv`), never silently dropped. One bad clip is not
 fatal for the rest, but many are: when more than `max_skipped_fraction` of
 the clips (or all of them) are skipped, the run writes `skipped.csv`, keeps
 its chunks and raises ExtractionError instead of writing a store. Chunks of
-other settings (backbone, weights, seed, window, decode path) are discarded.
+other settings (backbone, weights, checkpoint, seed, window, decode path) are discarded.
 """
 
 from __future__ import annotations
@@ -159,17 +160,22 @@ def extract_store(
     max_skipped_fraction: float = 0.2,
     frames: str | Path | None = None,
     frames_array: str | Path | None = None,
+    checkpoint: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Extract (or finish extracting) the store of one backbone; returns its index.
     `frames`: the decoded-frames cache to read (its folder or index.json) instead
     of decoding the videos; `frames_array`: its file at this backbone's input size
-    (default: the one the index names). Raises ExtractionError, after writing skipped.csv, when
-    more than `max_skipped_fraction` of the clips, or all of them, are skipped."""
+    (default: the one the index names). `checkpoint`: with pretrained weights, the
+    local folder or Hugging Face id to load (None: the registry's id). Raises
+    ExtractionError, after writing skipped.csv, when more than `max_skipped_fraction`
+    of the clips, or all of them, are skipped."""
     out_dir = Path(out_dir)
     partial = out_dir / PARTIAL
     # The model and the cache first: a wrong name, weights or cache leave no folders behind.
-    model = build_backbone(backbone, weights, device=resolve_device(device), seed=seed)
+    model = build_backbone(
+        backbone, weights, device=resolve_device(device), seed=seed, checkpoint=checkpoint
+    )
     k = model.frames_per_step
     if frames is None:
 
@@ -188,6 +194,8 @@ def extract_store(
     decode = "per_backbone" if frames is None else "shared"
     settings = {"backbone": backbone, "weights": weights, "seed": seed, "fps": fps,
                 "window_s": window_s, "decode": decode}  # fmt: skip
+    if model.checkpoint is not None:  # only then: random-weight chunks of older runs stay valid
+        settings["checkpoint"] = model.checkpoint
     _start_partial(partial, settings)
     steps = round(window_s * fps)
     done = _load_chunks(partial)
@@ -328,6 +336,7 @@ def _store_index(
         "backbone": backbone,
         "weights": weights,
         "hf_id": model.spec.hf_id,
+        "checkpoint": model.checkpoint,  # the folder or hub id loaded; None: random weights
         "pretrained_width": model.spec.width,
         "width": width,
         "input_size": model.input_size,

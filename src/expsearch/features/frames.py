@@ -1,6 +1,7 @@
 """The shared decoded-frames cache: every clip's window decoded once, for all backbones.
 
     plan = frame_plan(["vjepa2", "dinov2_b"], "random")     # {56: [1], 64: [2]}
+    plan = frame_plan(names, "pretrained", input_sizes(names, "pretrained", checkpoints))
     frame_files("results/frames", plan)  # index.json, [frames-56.npy, frames-64.npy], skipped.csv
     decode_frames(clips, "results/frames", plan, fps=5, window_s=6.0, workers=4)
     cache = open_frames("results/frames/index.json")
@@ -91,11 +92,18 @@ class FrameCacheError(ValueError):
 # ---- the plan and the layout (light: the workflow calls these when it builds the DAG)
 
 
-def frame_plan(backbones: Iterable[str], weights: str) -> dict[int, list[int]]:
-    """{input size: the distinct frames per step of the backbones of that size}."""
+def frame_plan(
+    backbones: Iterable[str], weights: str, sizes: Mapping[str, int] | None = None
+) -> dict[int, list[int]]:
+    """{input size: the distinct frames per step of the backbones of that size}.
+    `sizes` ({backbone: input size}: `checkpoints.input_sizes`, which sizes a
+    checkpoint other than the registry's from its own files) overrides
+    `specs.input_size`, which sizes the backbones it does not name."""
+    sizes = sizes or {}
     plan: dict[int, set[int]] = {}
     for name in backbones:
-        plan.setdefault(input_size(name, weights), set()).add(BACKBONES[name].frames_per_step)
+        size = sizes[name] if name in sizes else input_size(name, weights)
+        plan.setdefault(size, set()).add(BACKBONES[name].frames_per_step)
     return {size: sorted(ks) for size, ks in sorted(plan.items())}
 
 

@@ -51,6 +51,7 @@ def fuse_stores(stores: Sequence[FeatureStore], name: str, out_dir: str | Path) 
             {
                 "backbone": s.index["backbone"],
                 "weights": s.index["weights"],
+                "checkpoint": s.index.get("checkpoint"),  # absent from stores of older code
                 "width": s.width,
                 "features_sha256": s.index["features_sha256"],
             }

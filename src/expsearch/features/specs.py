@@ -4,6 +4,7 @@
     BACKBONES["vjepa2"].frames_per_step     # 2
     input_size("dinov2_b", "pretrained")    # 224: the square side its frames are squashed to
     input_size("dinov2_b", "random")        # 56: the tiny random-weight config's side
+    input_size("dinov2_b", "pretrained", "ckpt/my-dinov2")  # what that folder's files say
 
 Kept apart from `backbones` (which builds the models) because it imports neither torch
 nor transformers: the workflow reads it when it builds the DAG (the decoded-frames cache
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .preprocessing import checkpoint_input_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,15 +102,21 @@ BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in [
 # fmt: on
 
 
-def input_size(name: str, weights: str) -> int:
+def input_size(name: str, weights: str, checkpoint: str | Path | None = None) -> int:
     """The square side (pixels) that backbone `name` with `weights` squashes frames to:
-    the pretrained checkpoint's `input_size`, or the tiny config's own (V-JEPA 2 ties its
-    RoPE grid to crop_size, the ViTs their position tables to image_size)."""
+    the registry checkpoint's `input_size`; for `checkpoint`, the folder of another
+    pretrained checkpoint, what its own files say (`preprocessing.checkpoint_input_size`:
+    a JSON read); or the tiny config's own (V-JEPA 2 ties its RoPE grid to crop_size,
+    the ViTs their position tables to image_size)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
     if weights not in ("pretrained", "random"):
         raise ValueError(f"weights must be 'pretrained' or 'random', got {weights!r}")
+    if checkpoint is not None and weights != "pretrained":
+        raise ValueError(f"{name}: a checkpoint ({checkpoint}) needs weights='pretrained'")
     spec = BACKBONES[name]
+    if checkpoint is not None:
+        return checkpoint_input_size(checkpoint)
     if weights == "pretrained":
         return spec.input_size
     return int(spec.tiny.get("crop_size") or spec.tiny["image_size"])
