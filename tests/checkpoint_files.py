@@ -45,6 +45,8 @@ def save_checkpoint(name: str, folder: Path, seed: int = 0) -> Backbone:
     """Backbone `name`'s tiny model (weights seeded by `seed`) and its processor,
     written to `folder` with save_pretrained; returns the model saved."""
     model = build_backbone(name, "random", seed=seed)
+    if name == "vjepa2":  # the clip length of the registry's fpc64 checkpoint (no weight uses it)
+        model.model.config.frames_per_clip = 64
     model.model.save_pretrained(folder)
     processor(name).save_pretrained(folder)
     return model

@@ -25,7 +25,7 @@ from expsearch.features.checkpoints import (
     input_sizes,
     resolve_checkpoint,
 )
-from expsearch.features.extract import extract_store
+from expsearch.features.extract import check_clip_length, extract_store
 from expsearch.features.frames import frame_plan
 from expsearch.features.preprocessing import PreprocessingError, check_preprocessing
 from expsearch.features.specs import IMAGENET_MEAN, IMAGENET_STD, input_size
@@ -302,3 +302,22 @@ def test_the_cli_names_one_backbones_checkpoint(monkeypatch):
     assert seen["f"].checkpoints == {"convnext": "/ckpt/convnext"}
     assert cli.main(args) == 0
     assert seen["f"].checkpoints == {}  # params.yaml's features.checkpoints
+
+
+def test_a_video_checkpoint_is_not_fed_longer_clips_than_it_was_trained_on(saved, tmp_path):
+    folder = tmp_path / "vjepa2"
+    shutil.copytree(saved["vjepa2"][0], folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["frames_per_clip"] == 64  # as facebook/vjepa2-vitl-fpc64-256
+    config["frames_per_clip"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PreprocessingError) as info:
+        extract_store(pd.DataFrame({"id": ["a"]}), "vjepa2", tmp_path / "store",
+                      weights="pretrained", fps=5.0, window_s=2.0, device="cpu",
+                      checkpoint=str(folder), progress=False)  # fmt: skip
+    message = str(info.value)
+    assert "trained on clips of 16 frames" in message and "would feed 20 (10 steps" in message
+    assert str(folder) in message and not (tmp_path / "store").exists()
+    bb = build_backbone("vjepa2", "pretrained", checkpoint=str(folder))
+    check_clip_length(bb, 8, fps=5.0, window_s=1.6)  # 16 frames: what it was trained on
+    check_clip_length(build_backbone("vjepa2", "random"), 30, fps=5.0, window_s=6.0)  # no claim

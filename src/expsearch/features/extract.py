@@ -41,12 +41,31 @@ from ..atomic import atomic_open, atomic_write_text
 from ..clock import utc_now
 from ..data.video import DecodeError, read_frames_at
 from ..version import code_version
-from .backbones import build_backbone
+from .backbones import Backbone, build_backbone
 from .frames import SkipClip, open_frames, window_of, window_times
+from .preprocessing import PreprocessingError
 from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
 _SHOWN = 3  # skip reasons quoted in an ExtractionError
+
+
+def check_clip_length(model: Backbone, steps: int, *, fps: float, window_s: float) -> None:
+    """A pretrained video checkpoint must not be fed longer clips than it was trained
+    on (its config's frames_per_clip: 64 for vjepa2-vitl-fpc64): its RoPE positions
+    past that were never seen. Shorter clips are within what it knows. Raises
+    PreprocessingError naming both lengths."""
+    trained = getattr(model.model.config, "frames_per_clip", None)
+    fed = steps * model.frames_per_step
+    if model.weights != "pretrained" or not model.spec.video or trained is None or fed <= trained:
+        return
+    raise PreprocessingError(
+        f"{model.spec.name}: the checkpoint {model.checkpoint!r} was trained on clips of "
+        f"{trained} frames (its config's frames_per_clip), the extractor would feed "
+        f"{fed} ({steps} steps of data.window_s {window_s} x data.fps {fps}, "
+        f"{model.frames_per_step} frames each); shorten data.window_s or use a "
+        "checkpoint made for longer clips"
+    )
 
 
 class ExtractionError(ValueError):
@@ -177,6 +196,7 @@ def extract_store(
         backbone, weights, device=resolve_device(device), seed=seed, checkpoint=checkpoint
     )
     k = model.frames_per_step
+    check_clip_length(model, round(window_s * fps), fps=fps, window_s=window_s)
     if frames is None:
 
         def load(row):  # by name at call time (tests replace load_window)

@@ -137,10 +137,9 @@ def check_preprocessing(
     checked (the size came from its config.json, and its normalisation is unknown).
 
     Not compared: the resize method (the extractor squashes, processors usually
-    resize the short side and crop) and, for V-JEPA 2, the clip length: the
-    extractor feeds window_s x fps steps of one tubelet each (the tubelet size is
-    checked against the model's config when it is built), and V-JEPA 2's RoPE
-    positions take clips of any length."""
+    resize the short side and crop). A video checkpoint's clip length is in its
+    config.json, not here: the extraction checks it (`extract.check_clip_length`),
+    and its tubelet size is checked against the model's config when it is built."""
     found = processor_config(folder)
     if found is None:
         return None
