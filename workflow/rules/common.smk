@@ -5,6 +5,7 @@
 
 import glob
 import os
+import shutil
 import sys
 
 # Jobs run this checkout's library (src/), whatever environment they run in:
@@ -30,6 +31,17 @@ PARAMS = check_params(config, source="params.yaml")
 # Further tasks (params.yaml `tasks`): name -> their full params; the Snakefile
 # runs this workflow again as a module per task under results/tasks/<name>/.
 TASKS = task_params(PARAMS)
+
+# The LLM agents' API keys stay on the head node, with the proposal rule that reads
+# them: on a SLURM cluster, sbatch is called through workflow/bin/sbatch, which
+# unsets them first (the executor plugin exports the whole environment to every job).
+os.environ["EXPSEARCH_PRIVATE_ENV"] = " ".join(
+    sorted({agent["api_key_env"] for agent in PARAMS["agents"]["llm"].values()})
+)
+SBATCH_WRAPPERS = os.path.join(workflow.basedir, "workflow", "bin")
+if shutil.which("sbatch") and os.environ.get("EXPSEARCH_SBATCH") is None:
+    os.environ["EXPSEARCH_SBATCH"] = shutil.which("sbatch")
+    os.environ["PATH"] = os.pathsep.join([SBATCH_WRAPPERS, os.environ["PATH"]])
 ENV = "../envs/expsearch.yaml"  # conda env of every rule (used with --sdm conda)
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"  # per-job time and memory (Snakemake `benchmark:`)
