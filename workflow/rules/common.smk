@@ -5,7 +5,6 @@
 
 import glob
 import os
-import shutil
 import sys
 
 # Jobs run this checkout's library (src/), whatever environment they run in:
@@ -23,6 +22,7 @@ from expsearch.data.sources import nexar_competition
 from expsearch.features.checkpoints import input_sizes
 from expsearch.features.frames import frame_files, frame_plan, frames_file
 from expsearch.features.store import skipped_file, store_files
+from expsearch.cluster import private_sbatch
 from expsearch.jobs import synthetic_layout
 from expsearch.params import check_params
 from expsearch.tasks import RESULTS, primary_task, task_params, task_prefix
@@ -33,15 +33,10 @@ PARAMS = check_params(config, source="params.yaml")
 TASKS = task_params(PARAMS)
 
 # The LLM agents' API keys stay on the head node, with the proposal rule that reads
-# them: on a SLURM cluster, sbatch is called through workflow/bin/sbatch, which
-# unsets them first (the executor plugin exports the whole environment to every job).
-os.environ["EXPSEARCH_PRIVATE_ENV"] = " ".join(
-    sorted({agent["api_key_env"] for agent in PARAMS["agents"]["llm"].values()})
-)
-SBATCH_WRAPPERS = os.path.join(workflow.basedir, "workflow", "bin")
-if shutil.which("sbatch") and os.environ.get("EXPSEARCH_SBATCH") is None:
-    os.environ["EXPSEARCH_SBATCH"] = shutil.which("sbatch")
-    os.environ["PATH"] = os.pathsep.join([SBATCH_WRAPPERS, os.environ["PATH"]])
+# them: on a SLURM cluster sbatch is called through workflow/bin/sbatch, which unsets
+# them (the executor plugin exports the whole environment to every job).
+private_sbatch(PARAMS["agents"]["llm"], os.path.join(workflow.basedir, "workflow", "bin"))
+
 ENV = "../envs/expsearch.yaml"  # conda env of every rule (used with --sdm conda)
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"  # per-job time and memory (Snakemake `benchmark:`)
