@@ -179,6 +179,14 @@ def test_a_failed_job_leaves_its_traceback_in_its_log(repo, tmp_path):
             lambda p: p["space"]["dimensions"]["dropout"].update(low=0.9),
             "space.dimensions.dropout.high",
         ),
+        (  # a checkpoint that is not there stops the DAG, before any job is submitted
+            lambda p: p["features"].update(
+                weights="pretrained", checkpoints={"vjepa2": "/nowhere/ckpt/vjepa2"}
+            ),
+            "vjepa2: checkpoint folder '/nowhere/ckpt/vjepa2' does not exist. Put a Hugging "
+            "Face checkpoint there (config.json and the weights), e.g. `hf download "
+            "facebook/vjepa2-vitl-fpc64-256 --local-dir /nowhere/ckpt/vjepa2`",
+        ),
     ],
 )
 def test_bad_params_stop_the_run_naming_the_key(repo, edit, expected):
