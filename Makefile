@@ -55,6 +55,7 @@ bench: $(STAMP)
 		--configs 2 --repeats 2 --epochs paper=5
 	snakemake --workflow-profile profiles/default --quiet  # the stores that the quality bench reads
 	python benchmarks/bench_quality.py --out results/bench/quality.json
+	python benchmarks/bench_cluster.py --out results/bench/cluster.json --configs 160  # root: starts the local SLURM cluster
 
 lint: $(STAMP)
 	ruff check .
