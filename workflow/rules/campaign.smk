@@ -1,4 +1,4 @@
-# Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect.
+# Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect (head node).
 # Round r's proposal declares the ledger before it (the plans of rounds < r and
 # the experiments of rounds < r - lag; lag 0: all of them, a barrier between
 # rounds), so the DAG is static: rounds x (1 + S + 1) jobs.
@@ -65,10 +65,9 @@ rule collect:
         LAYOUT.experiments("{campaign}", "{round}"),
     params:
         params=CAMPAIGN_PARAMS,
-    resources:
-        slurm_partition=CAMPAIGN["resources"]["collect"]["slurm_partition"],
-        mem_mb=CAMPAIGN["resources"]["collect"]["mem_mb"],
-        runtime=CAMPAIGN["resources"]["collect"]["runtime"],
+    # On the head node, as the proposal it feeds: a few JSON files read and one
+    # written, and a cluster queue between the rounds would idle the GPUs.
+    localrule: True
     log:
         f"{LOGS}/campaigns/{{campaign}}/collect_{{round}}.log",
     conda:
