@@ -81,20 +81,8 @@ def snakemake(root: Path, env: dict[str, str], *targets: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--configs", type=int, default=48, help="configs per round")
-    parser.add_argument("--lags", default="0,2")
-    parser.add_argument("--clips", type=int, default=200)
-    parser.add_argument("--workdir", default="/tmp/expsearch-bench-cluster")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("the cluster benchmark needs root (it starts slurmctld, slurmd and munge)")
-    started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True)
-    if started.returncode != 0:
-        sys.exit(f"the SLURM cluster did not start:\n{started.stderr}")
+def measure(args: argparse.Namespace) -> tuple[float, dict]:
+    """The features' build time, and per lag the campaign's summary utilisation."""
     slurm_dir = os.environ.get("SLURM_CI_DIR", "/tmp/expsearch-slurm")
     env = {**os.environ, "SLURM_CONF": f"{slurm_dir}/slurm.conf"}
     root = workspace(Path(args.workdir), args.clips)
@@ -116,6 +104,27 @@ def main() -> None:
             f"busy {summary['utilisation']['busy_fraction']:.1%} of 2 devices",
             flush=True,
         )
+    return features_s, runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--configs", type=int, default=48, help="configs per round")
+    parser.add_argument("--lags", default="0,2")
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--workdir", default="/tmp/expsearch-bench-cluster")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("the cluster benchmark needs root (it starts slurmctld, slurmd and munge)")
+    started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        sys.exit(f"the SLURM cluster did not start:\n{started.stderr}")
+    try:
+        features_s, runs = measure(args)
+    finally:  # a config without its controller makes every SLURM client, and Snakemake, wait
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=60)
     result = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "settings": {
