@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from expsearch.yamlio import dump_yaml, load_yaml_file
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "slurm_cluster.sh"
@@ -46,7 +46,7 @@ def workspace(root: Path, clips: int) -> Path:
             shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, root / name)
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = load_yaml_file(root / "params.yaml")
     params.pop("tasks", None)
     params["data"]["synthetic"]["n"] = clips
     params["features"]["backbones"] = ["vjepa2", "dinov2_b"]
@@ -54,18 +54,18 @@ def workspace(root: Path, clips: int) -> Path:
     for resources in (params["features"]["resources"], params["features"]["decode_resources"],
                       *params["campaign"]["resources"].values()):  # fmt: skip
         resources.update(mem_mb=1500, cpus=1, runtime=60)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(dump_yaml(params))
     return root
 
 
 def set_campaign(root: Path, rounds: int, configs: int, lag: int) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = load_yaml_file(root / "params.yaml")
     random = params["campaign"]["campaigns"]["random"]
     random.update(rounds=rounds, shards=2, budget_per_round=configs, ideas_per_agent=configs,
                   lag=lag)  # fmt: skip
     params["campaign"]["campaigns"] = {"random": random}
     params["analysis"]["baselines"]["pool_campaigns"] = None
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(dump_yaml(params))
 
 
 def snakemake(root: Path, env: dict[str, str], *targets: str) -> float:
