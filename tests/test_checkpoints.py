@@ -22,6 +22,8 @@ from expsearch.features.backbones import BACKBONES, build_backbone
 from expsearch.features.checkpoints import (
     CheckpointError,
     check_checkpoints,
+    check_clip_lengths,
+    find_checkpoints,
     input_sizes,
     resolve_checkpoint,
 )
@@ -321,3 +323,38 @@ def test_a_video_checkpoint_is_not_fed_longer_clips_than_it_was_trained_on(saved
     bb = build_backbone("vjepa2", "pretrained", checkpoint=str(folder))
     check_clip_length(bb, 8, fps=5.0, window_s=1.6)  # 16 frames: what it was trained on
     check_clip_length(build_backbone("vjepa2", "random"), 30, fps=5.0, window_s=6.0)  # no claim
+
+
+def test_the_files_a_checkpoint_loads_are_named_for_the_workflow(saved, tmp_path, monkeypatch):
+    """Single-file and sharded weights, from a folder and from the cache: the files
+    the extraction declares as its inputs, and nothing for random weights."""
+    found = find_checkpoints(["dinov2_b"], "pretrained", {"dinov2_b": str(saved["dinov2_b"][0])})
+    names = [path.name for path in found["dinov2_b"].files]
+    assert names == ["config.json", "preprocessor_config.json", "model.safetensors"]
+    assert find_checkpoints(["dinov2_b"], "random", {"dinov2_b": "/nowhere"}) == {}
+
+    sharded = tmp_path / "sharded"
+    model = build_backbone("dinov2_b", "random", seed=0).model
+    model.save_pretrained(sharded, max_shard_size="100KB")
+    shards = sorted(p.name for p in sharded.glob("model-*.safetensors"))
+    assert len(shards) > 1
+    files = resolve_checkpoint("dinov2_b", str(sharded)).files
+    assert [p.name for p in files] == ["config.json", "model.safetensors.index.json", *shards]
+
+    cache = tmp_path / "hub"
+    _hub_settings(monkeypatch, cache)
+    snapshot = cache_with(cache, "our-lab/dinov2", saved["dinov2_b"][0])
+    cached = resolve_checkpoint("dinov2_b", "our-lab/dinov2")
+    assert [p.parent for p in cached.files] == [snapshot] * 3
+
+
+def test_the_clip_length_is_checked_from_the_checkpoints_config(saved, tmp_path):
+    """What the workflow checks when it builds the DAG, before a GPU job starts."""
+    folder = tmp_path / "vjepa2"
+    shutil.copytree(saved["vjepa2"][0], folder)
+    found = find_checkpoints(["vjepa2", "dinov2_b"], "pretrained",
+                             {"vjepa2": str(folder), "dinov2_b": str(saved["dinov2_b"][0])})  # fmt: skip
+    assert found["vjepa2"].frames_per_clip == 64 and found["dinov2_b"].frames_per_clip is None
+    check_clip_lengths(found, fps=5.0, window_s=6.0)  # 60 frames of 64
+    with pytest.raises(PreprocessingError, match="trained on clips of 64 frames.*would feed 70"):
+        check_clip_lengths(found, fps=5.0, window_s=7.0)

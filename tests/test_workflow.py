@@ -17,6 +17,7 @@ from expsearch.features.store import open_store
 from expsearch.joblog import AUDIT_ENV
 from expsearch.yamlio import dump_yaml, load_yaml_file
 
+from .checkpoint_files import save_checkpoint
 from .conftest import ROOT
 from .file_audit import audit_records, undeclared_access
 from .workflow_repo import BIN, copy_repo, small, snakemake
@@ -197,6 +198,37 @@ def test_bad_params_stop_the_run_naming_the_key(repo, edit, expected):
     assert run.returncode != 0
     assert expected in run.stdout + run.stderr
     assert not (repo / "results").exists()
+
+
+def test_new_weights_in_a_checkpoint_folder_rerun_its_extraction(repo, tmp_path):
+    """A checkpoint's files are its extraction's inputs; a video checkpoint trained
+    on shorter clips than the window stops the DAG, naming both lengths."""
+    small(repo)
+    folder = tmp_path / "ckpt" / "vjepa2"
+    save_checkpoint("vjepa2", folder)
+    params = load_yaml_file(repo / "params.yaml")
+    params["features"].update(weights="pretrained", backbones=["vjepa2"], fusions={},
+                              checkpoints={"vjepa2": str(folder)})  # fmt: skip
+    params["space"]["dimensions"]["backbone"]["values"] = ["vjepa2"]
+    (repo / "params.yaml").write_text(dump_yaml(params))
+    store = "results/features/vjepa2/index.json"
+    first = snakemake(repo, store)
+    assert first.returncode == 0, first.stderr
+    assert json.loads((repo / store).read_text())["checkpoint"] == str(folder)
+    assert "Nothing to be done" in snakemake(repo, store).stderr
+    save_checkpoint("vjepa2", folder, seed=1)  # new weights over the old, as a download writes
+    rerun = snakemake(repo, "--dry-run", store)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "extract_features" in rerun.stdout
+    assert f"Updated input files: {folder / 'model.safetensors'}" in rerun.stdout
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "frames_per_clip": 16}))
+    refused = snakemake(repo, "--dry-run", store)
+    assert refused.returncode != 0
+    said = refused.stdout + refused.stderr
+    assert f"vjepa2: the checkpoint '{folder}' was trained on clips of 16 frames" in said
+    assert "would feed 60 (30 steps of data.window_s 6.0 x data.fps 5" in said
 
 
 def test_snakemakes_own_validator_accepts_the_schema(default_params, params):

@@ -15,11 +15,11 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
-from expsearch.paper.figures import figure_files
+from expsearch.paper.files import figure_files
 from expsearch.paper.write import cross_task_files, paper_files
 from expsearch.campaign.layout import CampaignLayout
 from expsearch.data.sources import nexar_competition
-from expsearch.features.checkpoints import input_sizes
+from expsearch.features.checkpoints import check_clip_lengths, find_checkpoints, input_sizes
 from expsearch.features.frames import frame_files, frame_plan, frames_file
 from expsearch.features.store import skipped_file, store_files
 from expsearch.cluster import private_sbatch
@@ -62,12 +62,16 @@ STORE_NAMES = [*FEATURES["backbones"], *FEATURES["fusions"]]
 
 
 STORE_FILES = [path for name in STORE_NAMES for path in store_files(FEATURES["root"], name)]
-# Every backbone's input size. With pretrained weights this first finds each
-# checkpoint (features.checkpoints: a folder, or a hub id in the Hugging Face cache
-# when HF_HUB_OFFLINE=1) without loading it, so a missing one stops the workflow
-# here, `snakemake -n` included, rather than a GPU job; a checkpoint other than the
-# registry's is sized from its own files.
-INPUT_SIZES = input_sizes(FEATURES["backbones"], FEATURES["weights"], FEATURES["checkpoints"])
+# With pretrained weights, every backbone's checkpoint (features.checkpoints: a
+# folder, or a hub id in the Hugging Face cache when HF_HUB_OFFLINE=1), found
+# without loading it: a missing one, or a video checkpoint trained on shorter clips
+# than data.window_s x data.fps, stops the workflow here, `snakemake -n` included,
+# rather than a GPU job. Its files are its extraction's inputs.
+CHECKPOINTS = find_checkpoints(FEATURES["backbones"], FEATURES["weights"], FEATURES["checkpoints"])
+check_clip_lengths(CHECKPOINTS, fps=DATA["fps"], window_s=DATA["window_s"])
+# Every backbone's input size; a checkpoint other than the registry's is sized
+# from its own files.
+INPUT_SIZES = input_sizes(FEATURES["backbones"], FEATURES["weights"], found=CHECKPOINTS)
 # The shared decoded-frames cache (features.decode: shared): every clip's window
 # decoded once, one array per input size of the backbones ({size: frames per step}).
 FRAME_PLAN = frame_plan(FEATURES["backbones"], FEATURES["weights"], INPUT_SIZES)
@@ -81,11 +85,15 @@ VIDEO_INPUTS = {
 
 def extraction_inputs(wildcards):
     """What an extraction reads besides the clip table: the frames cache's index
-    and the array at its backbone's input size, or (per_backbone) the videos."""
+    and the array at its backbone's input size, or (per_backbone) the videos; and
+    its checkpoint's files (pretrained weights), so that new weights rerun it."""
+    found = CHECKPOINTS.get(wildcards.backbone)
+    model = {"checkpoint": [str(path) for path in found.files]} if found else {}
     if FEATURES["decode"] == "per_backbone":
-        return VIDEO_INPUTS
+        return {**VIDEO_INPUTS, **model}
     size = INPUT_SIZES[wildcards.backbone]
-    return {"frames": FRAMES["index"], "frames_array": frames_file(FEATURES["frames_root"], size)}
+    frames = frames_file(FEATURES["frames_root"], size)
+    return {"frames": FRAMES["index"], "frames_array": frames, **model}
 
 
 def fusion_parts(wildcards):

@@ -2,8 +2,10 @@
 
     found = resolve_checkpoint("dinov2_b", "/data/ckpt/dinov2-base")  # a folder, a hub id,
     found.folder, found.input_size                                   # or None: the registry's
-    check_checkpoints(["vjepa2", "dinov2_b"], {"dinov2_b": "/data/ckpt/dinov2-base"})
-    sizes = input_sizes(["vjepa2", "dinov2_b"], "pretrained", {...})  # {name: input size}
+    found = find_checkpoints(["vjepa2", "dinov2_b"], "pretrained", {"dinov2_b": "/data/..."})
+    sizes = input_sizes(["vjepa2", "dinov2_b"], "pretrained", found=found)  # {name: side}
+    found["dinov2_b"].files                   # what loading it reads: the job's inputs
+    check_clip_lengths(found, fps=5.0, window_s=6.0)  # video checkpoints: long enough?
 
 `features.checkpoints` maps a backbone to a folder (written by `save_pretrained` or
 `hf download <id> --local-dir <folder>`: config.json beside the weights) or to a
@@ -11,9 +13,11 @@ Hugging Face id; a backbone not named uses its registry id (`specs.BACKBONES`). 
 source that is an existing folder, or looks like a path (starts with /, . or ~, or
 has more than one /), is a folder; anything else is a hub id.
 
-Nothing here loads weights: the workflow calls `input_sizes` when it builds the DAG,
-so that a checkpoint that cannot be had stops `snakemake -n` rather than a GPU job,
-and so that the decoded-frames cache is sized from each checkpoint's own files. A hub
+Nothing here loads weights: the workflow finds every checkpoint when it builds the
+DAG, so that a checkpoint that cannot be had, or one that would be fed longer clips
+than it was trained on, stops `snakemake -n` rather than a GPU job; so that the
+decoded-frames cache is sized from each checkpoint's own files; and so that an
+extraction declares the files it loads (new weights in a folder rerun it). A hub
 id is looked up in the local cache (HF_HUB_CACHE, or HF_HOME/hub). Offline
 (HF_HUB_OFFLINE=1) a hub id must be there with its weights; online a missing registry
 id is fine (from_pretrained downloads it later), and another id's small JSON files are
@@ -26,11 +30,12 @@ workflow does not pay for it with random weights.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .preprocessing import CONFIG, PROCESSOR_FILES
+from .preprocessing import CONFIG, PROCESSOR_FILES, PreprocessingError
 from .specs import BACKBONES, input_size
 
 # What from_pretrained loads weights from (single file or sharded index, either format).
@@ -45,6 +50,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "check_checkpoints",
+    "check_clip_length",
+    "check_clip_lengths",
+    "find_checkpoints",
     "input_sizes",
     "resolve_checkpoint",
     "with_files",
@@ -85,6 +93,28 @@ class Checkpoint:
         if self.folder is None:  # resolve_checkpoint never leaves another id without files
             raise ValueError(f"{self.backbone}: {self.source!r} has no files to size it from")
         return input_size(self.backbone, "pretrained", self.folder)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files from_pretrained and the preprocessing check read: config.json,
+        the processor config, and the weights (a sharded index and its shards). Empty
+        for a registry id not downloaded yet (from_pretrained fetches it)."""
+        if self.folder is None:
+            return ()
+        names = [CONFIG, *PROCESSOR_FILES, *WEIGHT_FILES]
+        for index in (n for n in WEIGHT_FILES if n.endswith(".index.json")):
+            if (self.folder / index).is_file():
+                weight_map = json.loads((self.folder / index).read_text()).get("weight_map", {})
+                names += sorted(set(weight_map.values()))
+        return tuple(self.folder / n for n in names if (self.folder / n).is_file())
+
+    @property
+    def frames_per_clip(self) -> int | None:
+        """The clip length a video checkpoint was trained on (its config's
+        frames_per_clip), or None when its files do not say."""
+        if self.folder is None or not (self.folder / CONFIG).is_file():
+            return None
+        return json.loads((self.folder / CONFIG).read_text()).get("frames_per_clip")
 
 
 def _looks_like_path(source: str) -> bool:
@@ -242,14 +272,53 @@ def check_checkpoints(
     return found
 
 
-def input_sizes(
+def find_checkpoints(
     backbones: Iterable[str], weights: str, checkpoints: Mapping[str, str] | None = None
+) -> dict[str, Checkpoint]:
+    """`check_checkpoints` with pretrained weights; {} with random ones (the tiny
+    configs load no files)."""
+    if weights != "pretrained":
+        return {}
+    return check_checkpoints(backbones, checkpoints)
+
+
+def input_sizes(
+    backbones: Iterable[str],
+    weights: str,
+    checkpoints: Mapping[str, str] | None = None,
+    *,
+    found: Mapping[str, Checkpoint] | None = None,
 ) -> dict[str, int]:
     """{backbone: the side its frames are squashed to}. With pretrained weights every
-    checkpoint is found first (`check_checkpoints`, which raises for a missing one);
-    random weights use the tiny configs and ignore `checkpoints`."""
+    checkpoint is found first (`found`, else `check_checkpoints`, which raises for a
+    missing one); random weights use the tiny configs and ignore `checkpoints`."""
     if weights != "pretrained":
         return {name: input_size(name, weights) for name in backbones}
-    return {
-        name: found.input_size for name, found in check_checkpoints(backbones, checkpoints).items()
-    }
+    found = found if found is not None else check_checkpoints(backbones, checkpoints)
+    return {name: found[name].input_size for name in backbones}
+
+
+def check_clip_length(
+    backbone: str, source: str, trained: int | None, *, steps: int, fps: float, window_s: float
+) -> None:
+    """A video checkpoint must not be fed longer clips than it was trained on (`trained`,
+    its config's frames_per_clip: 64 for vjepa2-vitl-fpc64): its positions past that
+    were never seen. Shorter clips are within what it knows. Raises
+    PreprocessingError naming both lengths; `trained` None makes no claim."""
+    spec = BACKBONES[backbone]
+    fed = steps * spec.frames_per_step
+    if not spec.video or trained is None or fed <= trained:
+        return
+    raise PreprocessingError(
+        f"{backbone}: the checkpoint {source!r} was trained on clips of {trained} frames "
+        f"(its config's frames_per_clip), the extractor would feed {fed} ({steps} steps "
+        f"of data.window_s {window_s} x data.fps {fps}, {spec.frames_per_step} frames "
+        "each); shorten data.window_s or use a checkpoint made for longer clips"
+    )
+
+
+def check_clip_lengths(found: Mapping[str, Checkpoint], *, fps: float, window_s: float) -> None:
+    """`check_clip_length` for every found checkpoint, from its config.json."""
+    for name, checkpoint in found.items():
+        check_clip_length(name, checkpoint.source, checkpoint.frames_per_clip,
+                          steps=round(window_s * fps), fps=fps, window_s=window_s)  # fmt: skip

@@ -41,9 +41,9 @@ from ..atomic import atomic_open, atomic_write_text
 from ..clock import utc_now
 from ..data.video import DecodeError, read_frames_at
 from ..version import code_version
+from . import checkpoints
 from .backbones import Backbone, build_backbone
 from .frames import SkipClip, open_frames, window_of, window_times
-from .preprocessing import PreprocessingError
 from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
@@ -51,20 +51,13 @@ _SHOWN = 3  # skip reasons quoted in an ExtractionError
 
 
 def check_clip_length(model: Backbone, steps: int, *, fps: float, window_s: float) -> None:
-    """A pretrained video checkpoint must not be fed longer clips than it was trained
-    on (its config's frames_per_clip: 64 for vjepa2-vitl-fpc64): its RoPE positions
-    past that were never seen. Shorter clips are within what it knows. Raises
-    PreprocessingError naming both lengths."""
-    trained = getattr(model.model.config, "frames_per_clip", None)
-    fed = steps * model.frames_per_step
-    if model.weights != "pretrained" or not model.spec.video or trained is None or fed <= trained:
+    """`checkpoints.check_clip_length` for a loaded model, from its config (the
+    workflow checks the same from config.json when it builds the DAG)."""
+    if model.weights != "pretrained":
         return
-    raise PreprocessingError(
-        f"{model.spec.name}: the checkpoint {model.checkpoint!r} was trained on clips of "
-        f"{trained} frames (its config's frames_per_clip), the extractor would feed "
-        f"{fed} ({steps} steps of data.window_s {window_s} x data.fps {fps}, "
-        f"{model.frames_per_step} frames each); shorten data.window_s or use a "
-        "checkpoint made for longer clips"
+    trained = getattr(model.model.config, "frames_per_clip", None)
+    checkpoints.check_clip_length(
+        model.spec.name, model.checkpoint, trained, steps=steps, fps=fps, window_s=window_s
     )
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_open
+from .files import figure_files  # noqa: F401  (re-exported: callers draw and save with one import)
 
 BASELINES = {"rand_pool": "random order of the pool", "tpe_pool": "TPE on the pool",
              "rand_gen": "random campaign", "oracle": "oracle"}  # fmt: skip
@@ -47,7 +48,6 @@ METADATA = {
 }
 
 
-FIGURES = ("convergence", "dynamics", "trajectory", "heatmap")
 MIN_JSD_RUNS = 5  # experiments of each agent in a window before its JSD is drawn
 INPUTS = ("convergence.json", "convergence_curve.csv", "baselines_curve.csv", "dynamics.json",
           "dynamics_series.csv", "dynamics_jsd.csv", "variance_groups.csv")  # fmt: skip
@@ -56,12 +56,6 @@ INPUTS = ("convergence.json", "convergence_curve.csv", "baselines_curve.csv", "d
 def sources_in(directory: str | Path) -> dict[str, Path]:
     """The figures' inputs in one folder (as `expsearch analyze all --tables` writes them)."""
     return {name: Path(directory) / name for name in INPUTS}
-
-
-def figure_files(out: str | Path) -> dict[str, Path]:
-    """Output key (`convergence_pdf`, ...) -> out/figures/<name>.<format>."""
-    return {f"{name}_{fmt}": Path(out) / "figures" / f"{name}.{fmt}"
-            for name in FIGURES for fmt in ("pdf", "png")}  # fmt: skip
 
 
 def _read(sources: Mapping[str, str | Path], name: str) -> Any:
