@@ -356,5 +356,5 @@ def test_the_clip_length_is_checked_from_the_checkpoints_config(saved, tmp_path)
                              {"vjepa2": str(folder), "dinov2_b": str(saved["dinov2_b"][0])})  # fmt: skip
     assert found["vjepa2"].frames_per_clip == 64 and found["dinov2_b"].frames_per_clip is None
     check_clip_lengths(found, fps=5.0, window_s=6.0)  # 60 frames of 64
-    with pytest.raises(PreprocessingError, match="trained on clips of 64 frames.*would feed 70"):
+    with pytest.raises(PreprocessingError, match=r"trained on clips of 64 frames.*would feed 70"):
         check_clip_lengths(found, fps=5.0, window_s=7.0)

@@ -7,8 +7,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
-from expsearch.training.metrics import average_precision, mean_over_horizons, roc_auc
+from expsearch.training.metrics import (
+    average_precision,
+    average_ranks,
+    mean_over_horizons,
+    roc_auc,
+)
 
 
 def ap_by_definition(y, scores) -> float:
@@ -71,3 +77,13 @@ def test_bad_inputs_are_errors():
 def test_horizon_map_is_the_mean():
     assert mean_over_horizons({0.5: 0.6, 1.0: 0.7, 1.5: 0.8}) == pytest.approx(0.7)
     assert math.isnan(mean_over_horizons({}))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_average_ranks_are_scipys(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 6, size=40).astype(float)  # many ties
+    np.testing.assert_array_equal(average_ranks(values), rankdata(values))
+    values = rng.normal(size=25)
+    np.testing.assert_array_equal(average_ranks(values), rankdata(values))
+    assert average_ranks(np.array([3.0])).tolist() == [1.0]

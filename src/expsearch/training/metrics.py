@@ -9,6 +9,10 @@ sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds (tied scores
 enter together), which is what scikit-learn and the Nexar challenge compute;
 no interpolation. AUC is the Mann-Whitney statistic with ties counted half.
 Both are undefined (NaN) when the labels hold a single class.
+
+Plain NumPy (the average ranks too, as scipy.stats.rankdata gives them):
+every training job imports this module, and scipy.stats would add half a
+second to each job's start.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def _check(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,13 +48,25 @@ def average_precision(y, scores) -> float:
     return float(np.sum(recall_gain * precision))
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], values.size]  # one past each run of equal values
+    runs = np.repeat(np.arange(starts.size), ends - starts)
+    ranks = np.empty(values.size)
+    ranks[order] = ((starts + 1 + ends) / 2)[runs]  # mean of ranks starts+1 .. ends
+    return ranks
+
+
 def roc_auc(y, scores) -> float:
     y, scores = _check(y, scores)
     positives = int(y.sum())
     negatives = y.size - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    ranks = rankdata(scores)  # average ranks: a tie counts one half
+    ranks = average_ranks(scores)  # a tie counts one half
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
