@@ -48,6 +48,7 @@ bench: $(STAMP)
 	python benchmarks/bench_data.py --out results/bench/data.json
 	python benchmarks/bench_analysis.py --out results/bench/analysis.json
 	python benchmarks/bench_flops.py --out results/bench/flops.json
+	python benchmarks/bench_stacking.py --out results/bench/stacking.json
 	python benchmarks/bench_campaign.py --out results/bench/campaign.json
 	python benchmarks/bench_embedded_campaign.py --out results/bench/embedded_campaign.json
 	python benchmarks/bench_training.py --out results/bench/training.json --sizes embedded
