@@ -325,27 +325,58 @@ def test_a_video_checkpoint_is_not_fed_longer_clips_than_it_was_trained_on(saved
     check_clip_length(build_backbone("vjepa2", "random"), 30, fps=5.0, window_s=6.0)  # no claim
 
 
-def test_the_files_a_checkpoint_loads_are_named_for_the_workflow(saved, tmp_path, monkeypatch):
-    """Single-file and sharded weights, from a folder and from the cache: the files
-    the extraction declares as its inputs, and nothing for random weights."""
+def test_a_folders_files_are_named_for_the_workflow_and_a_hub_ids_are_not(
+    saved, tmp_path, monkeypatch
+):
+    """The files a folder checkpoint loads are its extraction's inputs; a hub id's
+    cached snapshot is not declared (it moves with upstream commits)."""
     found = find_checkpoints(["dinov2_b"], "pretrained", {"dinov2_b": str(saved["dinov2_b"][0])})
     names = [path.name for path in found["dinov2_b"].files]
     assert names == ["config.json", "preprocessor_config.json", "model.safetensors"]
     assert find_checkpoints(["dinov2_b"], "random", {"dinov2_b": "/nowhere"}) == {}
 
-    sharded = tmp_path / "sharded"
-    model = build_backbone("dinov2_b", "random", seed=0).model
-    model.save_pretrained(sharded, max_shard_size="100KB")
-    shards = sorted(p.name for p in sharded.glob("model-*.safetensors"))
-    assert len(shards) > 1
-    files = resolve_checkpoint("dinov2_b", str(sharded)).files
-    assert [p.name for p in files] == ["config.json", "model.safetensors.index.json", *shards]
-
     cache = tmp_path / "hub"
     _hub_settings(monkeypatch, cache)
-    snapshot = cache_with(cache, "our-lab/dinov2", saved["dinov2_b"][0])
+    cache_with(cache, "our-lab/dinov2", saved["dinov2_b"][0])
     cached = resolve_checkpoint("dinov2_b", "our-lab/dinov2")
-    assert [p.parent for p in cached.files] == [snapshot] * 3
+    assert cached.folder is not None and cached.files == ()
+
+
+def test_sharded_weights_are_declared_shard_by_shard_and_a_missing_one_is_named(tmp_path):
+    index = "model.safetensors.index.json"
+    folder = tmp_path / "sharded"
+    build_backbone("dinov2_b", "random", seed=0).model.save_pretrained(
+        folder, max_shard_size="100KB"
+    )
+    shards = sorted(json.loads((folder / index).read_text())["weight_map"].values())
+    shards = sorted(set(shards))
+    assert len(shards) > 1
+    files = resolve_checkpoint("dinov2_b", str(folder)).files
+    assert [p.name for p in files] == ["config.json", index, *shards]
+    (folder / shards[1]).unlink()
+    with pytest.raises(
+        CheckpointError, match=f"lacks 1 of the weight shards its index names \\({shards[1]}\\)"
+    ):
+        resolve_checkpoint("dinov2_b", str(folder))
+
+
+def test_found_checkpoints_or_their_sources_not_both(saved):
+    source = {"dinov2_b": str(saved["dinov2_b"][0])}
+    found = find_checkpoints(["dinov2_b"], "pretrained", source)
+    assert input_sizes(["dinov2_b"], "pretrained", found=found) == input_sizes(
+        ["dinov2_b"], "pretrained", source
+    )
+    with pytest.raises(ValueError, match="not both"):
+        input_sizes(["dinov2_b"], "pretrained", source, found=found)
+
+
+def test_a_config_that_is_not_json_is_named(saved, tmp_path):
+    folder = tmp_path / "vjepa2"
+    shutil.copytree(saved["vjepa2"][0], folder)
+    (folder / "config.json").write_text("{not json")
+    found = {"vjepa2": resolve_checkpoint("vjepa2", str(folder))}
+    with pytest.raises(PreprocessingError, match=f"{folder / 'config.json'}: cannot read it"):
+        check_clip_lengths(found, fps=5.0, window_s=6.0)
 
 
 def test_the_clip_length_is_checked_from_the_checkpoints_config(saved, tmp_path):

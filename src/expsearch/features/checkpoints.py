@@ -1,11 +1,14 @@
-"""Where each backbone's pretrained checkpoint is: a local folder or the Hugging Face cache.
+"""Where each backbone's pretrained checkpoint is (a local folder or the Hugging Face
+cache), and what the workflow checks and declares of it before any job runs.
 
-    found = resolve_checkpoint("dinov2_b", "/data/ckpt/dinov2-base")  # a folder, a hub id,
-    found.folder, found.input_size                                   # or None: the registry's
-    found = find_checkpoints(["vjepa2", "dinov2_b"], "pretrained", {"dinov2_b": "/data/..."})
+    one = resolve_checkpoint("dinov2_b", "/data/ckpt/dinov2-base")  # a folder, a hub id,
+    one.folder, one.input_size                                     # or None: the registry's
+    found = check_checkpoints(["vjepa2", "dinov2_b"], {"dinov2_b": "/data/ckpt/dinov2-base"})
+    found = find_checkpoints(backbones, weights, checkpoints)  # the same; {} for random weights
     sizes = input_sizes(["vjepa2", "dinov2_b"], "pretrained", found=found)  # {name: side}
-    found["dinov2_b"].files                   # what loading it reads: the job's inputs
-    check_clip_lengths(found, fps=5.0, window_s=6.0)  # video checkpoints: long enough?
+    found["dinov2_b"].files                        # a folder's files: its extraction's inputs
+    check_clip_lengths(found, fps=5.0, window_s=6.0)  # video checkpoints: trained that long?
+    with_files(one)                                # a hub id's cached folder, once loaded
 
 `features.checkpoints` maps a backbone to a folder (written by `save_pretrained` or
 `hf download <id> --local-dir <folder>`: config.json beside the weights) or to a
@@ -30,12 +33,17 @@ workflow does not pay for it with random weights.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .preprocessing import CONFIG, PROCESSOR_FILES, PreprocessingError
+from .preprocessing import (
+    CONFIG,
+    PROCESSOR_FILES,
+    check_frames_per_clip,
+    read_json,
+    trained_frames,
+)
 from .specs import BACKBONES, input_size
 
 # What from_pretrained loads weights from (single file or sharded index, either format).
@@ -50,7 +58,6 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "check_checkpoints",
-    "check_clip_length",
     "check_clip_lengths",
     "find_checkpoints",
     "input_sizes",
@@ -96,25 +103,31 @@ class Checkpoint:
 
     @property
     def files(self) -> tuple[Path, ...]:
-        """The files from_pretrained and the preprocessing check read: config.json,
-        the processor config, and the weights (a sharded index and its shards). Empty
-        for a registry id not downloaded yet (from_pretrained fetches it)."""
-        if self.folder is None:
+        """A folder checkpoint's files that from_pretrained and the preprocessing check
+        read: config.json, the processor config, the weights (a sharded index and its
+        shards). The workflow declares them, so new weights in the folder rerun the
+        extraction. Empty for a hub id: its cached snapshot moves with every upstream
+        commit and fills in as from_pretrained downloads, which would rerun extractions
+        for nothing; the store's index records the id instead."""
+        if not self.local or self.folder is None:
             return ()
-        names = [CONFIG, *PROCESSOR_FILES, *WEIGHT_FILES]
-        for index in (n for n in WEIGHT_FILES if n.endswith(".index.json")):
-            if (self.folder / index).is_file():
-                weight_map = json.loads((self.folder / index).read_text()).get("weight_map", {})
-                names += sorted(set(weight_map.values()))
+        names = [CONFIG, *PROCESSOR_FILES, *WEIGHT_FILES, *_shards(self.folder)]
         return tuple(self.folder / n for n in names if (self.folder / n).is_file())
 
     @property
     def frames_per_clip(self) -> int | None:
-        """The clip length a video checkpoint was trained on (its config's
-        frames_per_clip), or None when its files do not say."""
-        if self.folder is None or not (self.folder / CONFIG).is_file():
-            return None
-        return json.loads((self.folder / CONFIG).read_text()).get("frames_per_clip")
+        """The clip length a video checkpoint was trained on, from its config.json;
+        None when its files do not say or are not downloaded yet."""
+        return trained_frames(self.folder) if self.folder is not None else None
+
+
+def _shards(folder: Path) -> list[str]:
+    """The weight files that a sharded checkpoint's index names."""
+    names = set()
+    for index in (name for name in WEIGHT_FILES if name.endswith(".index.json")):
+        if (folder / index).is_file():
+            names.update(read_json(folder / index).get("weight_map", {}).values())
+    return sorted(names)
 
 
 def _looks_like_path(source: str) -> bool:
@@ -151,6 +164,12 @@ def _folder(name: str, source: str) -> Checkpoint:
     if not _has_weights(path):
         raise CheckpointError(
             f"{name}: {where} has {CONFIG} but no weights ({' or '.join(WEIGHT_FILES)}). {hint}"
+        )
+    missing = [shard for shard in _shards(path) if not (path / shard).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{name}: {where} lacks {len(missing)} of the weight shards its index names "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}). {hint}"
         )
     return Checkpoint(name, source, local=True, folder=path)
 
@@ -290,35 +309,22 @@ def input_sizes(
     found: Mapping[str, Checkpoint] | None = None,
 ) -> dict[str, int]:
     """{backbone: the side its frames are squashed to}. With pretrained weights every
-    checkpoint is found first (`found`, else `check_checkpoints`, which raises for a
-    missing one); random weights use the tiny configs and ignore `checkpoints`."""
+    checkpoint is found first (`check_checkpoints` of `checkpoints`, which raises for a
+    missing one), or given as `found` (what find_checkpoints returned); random weights
+    use the tiny configs."""
+    if checkpoints and found is not None:
+        raise ValueError("give the checkpoints or what was found of them, not both")
     if weights != "pretrained":
         return {name: input_size(name, weights) for name in backbones}
     found = found if found is not None else check_checkpoints(backbones, checkpoints)
     return {name: found[name].input_size for name in backbones}
 
 
-def check_clip_length(
-    backbone: str, source: str, trained: int | None, *, steps: int, fps: float, window_s: float
-) -> None:
-    """A video checkpoint must not be fed longer clips than it was trained on (`trained`,
-    its config's frames_per_clip: 64 for vjepa2-vitl-fpc64): its positions past that
-    were never seen. Shorter clips are within what it knows. Raises
-    PreprocessingError naming both lengths; `trained` None makes no claim."""
-    spec = BACKBONES[backbone]
-    fed = steps * spec.frames_per_step
-    if not spec.video or trained is None or fed <= trained:
-        return
-    raise PreprocessingError(
-        f"{backbone}: the checkpoint {source!r} was trained on clips of {trained} frames "
-        f"(its config's frames_per_clip), the extractor would feed {fed} ({steps} steps "
-        f"of data.window_s {window_s} x data.fps {fps}, {spec.frames_per_step} frames "
-        "each); shorten data.window_s or use a checkpoint made for longer clips"
-    )
-
-
 def check_clip_lengths(found: Mapping[str, Checkpoint], *, fps: float, window_s: float) -> None:
-    """`check_clip_length` for every found checkpoint, from its config.json."""
+    """`preprocessing.check_frames_per_clip` for every found checkpoint whose config.json
+    is at hand (a registry id not downloaded yet is checked when the extraction loads it)."""
     for name, checkpoint in found.items():
-        check_clip_length(name, checkpoint.source, checkpoint.frames_per_clip,
-                          steps=round(window_s * fps), fps=fps, window_s=window_s)  # fmt: skip
+        check_frames_per_clip(name, checkpoint.source, checkpoint.frames_per_clip,
+                              steps=round(window_s * fps),
+                              frames_per_step=BACKBONES[name].frames_per_step,
+                              fps=fps, window_s=window_s)  # fmt: skip

@@ -41,9 +41,9 @@ from ..atomic import atomic_open, atomic_write_text
 from ..clock import utc_now
 from ..data.video import DecodeError, read_frames_at
 from ..version import code_version
-from . import checkpoints
 from .backbones import Backbone, build_backbone
 from .frames import SkipClip, open_frames, window_of, window_times
+from .preprocessing import check_frames_per_clip
 from .store import SKIPPED, write_store
 
 PARTIAL = ".partial"
@@ -51,13 +51,18 @@ _SHOWN = 3  # skip reasons quoted in an ExtractionError
 
 
 def check_clip_length(model: Backbone, steps: int, *, fps: float, window_s: float) -> None:
-    """`checkpoints.check_clip_length` for a loaded model, from its config (the
+    """`preprocessing.check_frames_per_clip` for a loaded model, from its config (the
     workflow checks the same from config.json when it builds the DAG)."""
     if model.weights != "pretrained":
         return
-    trained = getattr(model.model.config, "frames_per_clip", None)
-    checkpoints.check_clip_length(
-        model.spec.name, model.checkpoint, trained, steps=steps, fps=fps, window_s=window_s
+    check_frames_per_clip(
+        model.spec.name,
+        model.checkpoint,
+        getattr(model.model.config, "frames_per_clip", None),
+        steps=steps,
+        frames_per_step=model.frames_per_step,
+        fps=fps,
+        window_s=window_s,
     )
 
 

@@ -3,6 +3,9 @@
     checkpoint_input_size("ckpt/dinov2-base")      # 224: the side its processor feeds
     check_preprocessing("dinov2_b", "ckpt/dinov2-base", input_size=224,
                         mean=IMAGENET_MEAN, std=IMAGENET_STD)   # raises PreprocessingError
+    trained_frames("ckpt/vjepa2")                  # 64: the clip length it was trained on
+    check_frames_per_clip("vjepa2", "ckpt/vjepa2", 64, steps=30, frames_per_step=2,
+                          fps=5.0, window_s=6.0)   # 60 frames fed: fine
 
 A Hugging Face checkpoint folder holds the model's `config.json` and, usually, the
 processor config its authors fed it with: `preprocessor_config.json` (images) or
@@ -32,10 +35,13 @@ __all__ = [
     "CONFIG",
     "PROCESSOR_FILES",
     "PreprocessingError",
+    "check_frames_per_clip",
     "check_preprocessing",
     "checkpoint_input_size",
     "processor_config",
     "processor_size",
+    "read_json",
+    "trained_frames",
 ]
 
 
@@ -43,7 +49,8 @@ class PreprocessingError(ValueError):
     """A checkpoint's processor config that disagrees with the extractor; names the file."""
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file; one that cannot be read is an error naming it."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -55,7 +62,7 @@ def processor_config(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
     for name in PROCESSOR_FILES:
         path = Path(folder) / name
         if path.is_file():
-            return path, _read(path)
+            return path, read_json(path)
     return None
 
 
@@ -106,7 +113,7 @@ def checkpoint_input_size(folder: str | Path) -> int:
         if sized is not None:
             return sized[1]
     path = Path(folder) / CONFIG
-    config = _read(path)
+    config = read_json(path)
     size = config.get("crop_size") or config.get("image_size")
     if not isinstance(size, int):
         raise PreprocessingError(
@@ -138,8 +145,8 @@ def check_preprocessing(
 
     Not compared: the resize method (the extractor squashes, processors usually
     resize the short side and crop). A video checkpoint's clip length is in its
-    config.json, not here: the extraction checks it (`extract.check_clip_length`),
-    and its tubelet size is checked against the model's config when it is built."""
+    config.json, not here (`check_frames_per_clip`), and its tubelet size is checked
+    against the model's config when it is built."""
     found = processor_config(folder)
     if found is None:
         return None
@@ -164,3 +171,35 @@ def check_preprocessing(
             "these inputs, or another backbone."
         )
     return path
+
+
+def trained_frames(folder: str | Path) -> int | None:
+    """The clip length a video checkpoint was trained on (its config.json's
+    frames_per_clip), or None when its files do not say (image models)."""
+    path = Path(folder) / CONFIG
+    return read_json(path).get("frames_per_clip") if path.is_file() else None
+
+
+def check_frames_per_clip(
+    backbone: str,
+    source: str | None,
+    trained: int | None,
+    *,
+    steps: int,
+    frames_per_step: int,
+    fps: float,
+    window_s: float,
+) -> None:
+    """A video checkpoint must not be fed longer clips than it was trained on (`trained`
+    frames: 64 for vjepa2-vitl-fpc64): its positions past that were never seen.
+    Shorter clips are within what it knows; `trained` None makes no claim. Raises
+    PreprocessingError naming both lengths and where the fed one comes from."""
+    fed = steps * frames_per_step
+    if trained is None or fed <= trained:
+        return
+    raise PreprocessingError(
+        f"{backbone}: the checkpoint {source!r} was trained on clips of {trained} frames "
+        f"(its config's frames_per_clip), the extractor would feed {fed} ({steps} steps "
+        f"of data.window_s {window_s} x data.fps {fps}, {frames_per_step} frames each); "
+        "shorten data.window_s or use a checkpoint made for longer clips"
+    )

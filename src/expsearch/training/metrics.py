@@ -49,7 +49,8 @@ def average_precision(y, scores) -> float:
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of `values`, tied values sharing the mean of their ranks."""
+    """1-based ranks of a flat array without NaN (as `_check` leaves scores), tied
+    values sharing the mean of their ranks: scipy.stats.rankdata's "average"."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
