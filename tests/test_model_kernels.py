@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from expsearch.models import conv as conv_module
+from expsearch.models import native
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
-from expsearch.models.dropout import Dropout
+from expsearch.models.dropout import Dropout, numpy_mask
 
 
 def test_dropout_drops_p_of_the_elements_and_scales_the_rest_exactly():
@@ -53,6 +54,37 @@ def test_dropout_gradient_is_the_mask_times_the_scale():
     y.sum().backward()
     expected = (y.detach() != 0).float() / 0.75
     assert torch.equal(x.grad, expected)
+
+
+@pytest.mark.skipif(
+    native.library("dropout") is None, reason="no C compiler: the kernel cannot be built"
+)
+def test_the_c_masks_are_the_numpy_fallbacks_bit_for_bit():
+    """A machine without a C compiler trains with the same masks, only slower."""
+    torch.manual_seed(0)
+    drop = Dropout(0.3).train()
+    for n in (1, 3, 4, 7, 1000, 4097):
+        first = drop.draws
+        mask = drop.cpu_mask(torch.Size([n]))
+        expected = numpy_mask(n, drop.seed, first, drop.threshold, float(drop.scale))
+        assert torch.equal(mask, torch.from_numpy(expected))
+    assert drop.draws == sum((n + 3) // 4 for n in (1, 3, 4, 7, 1000, 4097))
+
+
+def test_a_modules_masks_do_not_depend_on_other_modules_calls():
+    """Each module draws from its own stream: side by side as alone."""
+    x = torch.ones(999)
+    torch.manual_seed(1)
+    a = Dropout(0.5).train()
+    alone = [a(x) for _ in range(3)]
+    torch.manual_seed(1)
+    a, b = Dropout(0.5).train(), Dropout(0.5).train()
+    mixed = []
+    for _ in range(3):
+        b(torch.ones(77))
+        mixed.append(a(x))
+    assert all(torch.equal(u, v) for u, v in zip(alone, mixed, strict=True))
+    assert not torch.equal(alone[0], alone[1])  # the stream moves on between calls
 
 
 def test_dropout_refuses_a_probability_outside_0_1():
