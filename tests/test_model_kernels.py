@@ -12,6 +12,7 @@ from expsearch.models import conv as conv_module
 from expsearch.models import native
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
 from expsearch.models.dropout import Dropout, numpy_mask
+from expsearch.models.swoosh import SWOOSH_L, SWOOSH_R, reference, swoosh
 
 
 def test_dropout_drops_p_of_the_elements_and_scales_the_rest_exactly():
@@ -151,3 +152,30 @@ def test_depthwise_conv_is_a_conv1d_with_its_parameters_and_init():
     assert ours.state_dict().keys() == plain.state_dict().keys()
     for key, value in plain.state_dict().items():
         assert torch.equal(ours.state_dict()[key], value)
+
+
+@pytest.mark.skipif(
+    native.library("swoosh") is None, reason="no C compiler: the kernel cannot be built"
+)
+@pytest.mark.parametrize("constants", [SWOOSH_L, SWOOSH_R])
+def test_the_swoosh_kernel_is_the_formula_forward_and_backward(constants):
+    torch.manual_seed(0)
+    x = torch.cat(
+        [torch.randn(64, 20, 48) * 4, torch.linspace(-90, 90, 64 * 20).view(64, 20, 1)], -1
+    )
+    grad = torch.randn_like(x)
+    ours = x.clone().requires_grad_()
+    swoosh(ours, constants).backward(grad)
+    theirs = x.clone().requires_grad_()
+    expected = reference(theirs, *constants)
+    expected.backward(grad)
+    torch.testing.assert_close(swoosh(x, constants), expected.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(ours.grad).all()
+
+
+def test_swoosh_takes_the_formula_where_the_kernel_does_not_apply():
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: swoosh(t, SWOOSH_L), (x,))
+    strided = torch.randn(5, 6).t()  # not contiguous
+    assert torch.equal(swoosh(strided, SWOOSH_R), reference(strided, *SWOOSH_R))

@@ -45,6 +45,7 @@ from torch import nn
 
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .swoosh import swoosh_l, swoosh_r
 
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
 LAYERS_PER_STACK = 2
@@ -53,14 +54,6 @@ MAX_REL = 31
 FF_MULT = 3
 OUT_INIT_SCALE = 0.1
 WARMUP_STEPS = 200
-
-
-def swoosh_r(x: torch.Tensor) -> torch.Tensor:
-    return F.softplus(x - 1.0) - 0.08 * x - 0.313261687
-
-
-def swoosh_l(x: torch.Tensor) -> torch.Tensor:
-    return F.softplus(x - 4.0) - 0.08 * x - 0.035
 
 
 class _Limit(torch.autograd.Function):

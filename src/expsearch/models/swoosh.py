@@ -1,0 +1,74 @@
+"""Zipformer's Swoosh activations (SwooshL in the FFN, SwooshR in the conv module).
+
+    y = swoosh_l(x)    # softplus(x - 4) - 0.08 x - 0.035
+    y = swoosh_r(x)    # softplus(x - 1) - 0.08 x - 0.313261687
+
+Why a kernel: in PyTorch each is four passes over the activations forward and
+three backward, and `softplus` alone ran at about 2 ns per element on one CPU
+thread; at width 64 these were about a tenth of a Zipformer training step. On a
+CPU with a C compiler, float32 contiguous tensors go through `swoosh.c`, one
+pass each way (the backward recomputes sigmoid(x - offset) from x rather than
+storing it); anything else (a GPU, another dtype, EXPSEARCH_NATIVE=0, no
+compiler) uses the PyTorch formula, which the kernel matches to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from . import native
+
+SWOOSH_L = (4.0, 0.08, 0.035)  # offset, slope, shift
+SWOOSH_R = (1.0, 0.08, 0.313261687)
+_PARAMS = {key: torch.tensor(key, dtype=torch.float32) for key in (SWOOSH_L, SWOOSH_R)}
+
+
+def _kernel() -> ctypes.CDLL | None:
+    return native.kernel("swoosh", swoosh_forward=(3, 1), swoosh_backward=(4, 1))
+
+
+def reference(x: torch.Tensor, offset: float, slope: float, shift: float) -> torch.Tensor:
+    """The formula in PyTorch: the fallback, and what the kernel is tested against."""
+    return F.softplus(x - offset) - slope * x - shift
+
+
+class _NativeSwoosh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        y = torch.empty_like(x)
+        _kernel().swoosh_forward(*native.pointers(x, params, y), x.numel())
+        ctx.save_for_backward(x, params)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, params = ctx.saved_tensors
+        grad = grad.contiguous()
+        gx = torch.empty_like(x)
+        _kernel().swoosh_backward(*native.pointers(x, params, grad, gx), x.numel())
+        return gx, None
+
+
+def swoosh(x: torch.Tensor, constants: tuple[float, float, float]) -> torch.Tensor:
+    native_path = (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.is_contiguous()
+        and _kernel() is not None
+    )
+    if native_path:
+        return _NativeSwoosh.apply(x, _PARAMS[constants])
+    return reference(x, *constants)
+
+
+def swoosh_l(x: torch.Tensor) -> torch.Tensor:
+    return swoosh(x, SWOOSH_L)
+
+
+def swoosh_r(x: torch.Tensor) -> torch.Tensor:
+    return swoosh(x, SWOOSH_R)
