@@ -12,7 +12,7 @@ from expsearch.models import conv as conv_module
 from expsearch.models import native
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
 from expsearch.models.dropout import Dropout, numpy_mask
-from expsearch.models.swoosh import SWOOSH_L, SWOOSH_R, reference, swoosh
+from expsearch.models.swoosh import SOFTPLUS, SWOOSH_L, SWOOSH_R, reference, softplus, swoosh
 
 
 def test_dropout_drops_p_of_the_elements_and_scales_the_rest_exactly():
@@ -157,7 +157,7 @@ def test_depthwise_conv_is_a_conv1d_with_its_parameters_and_init():
 @pytest.mark.skipif(
     native.library("swoosh") is None, reason="no C compiler: the kernel cannot be built"
 )
-@pytest.mark.parametrize("constants", [SWOOSH_L, SWOOSH_R])
+@pytest.mark.parametrize("constants", [SWOOSH_L, SWOOSH_R, SOFTPLUS])
 def test_the_swoosh_kernel_is_the_formula_forward_and_backward(constants):
     torch.manual_seed(0)
     x = torch.cat(
@@ -179,3 +179,14 @@ def test_swoosh_takes_the_formula_where_the_kernel_does_not_apply():
     assert torch.autograd.gradcheck(lambda t: swoosh(t, SWOOSH_L), (x,))
     strided = torch.randn(5, 6).t()  # not contiguous
     assert torch.equal(swoosh(strided, SWOOSH_R), reference(strided, *SWOOSH_R))
+
+
+def test_softplus_is_torchs():
+    x = torch.linspace(-30, 30, 1001, requires_grad=True)
+    ours = softplus(x)
+    ours.sum().backward()
+    y = x.detach().clone().requires_grad_()
+    expected = torch.nn.functional.softplus(y)
+    expected.sum().backward()
+    torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)

@@ -42,6 +42,7 @@ from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .retnet import GATE_OPEN
 from .scan import selective_scan
+from .swoosh import softplus
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,7 @@ class MambaBlock(nn.Module):
         u, z = self.in_proj(x).chunk(2, dim=-1)
         u = F.silu(self.conv(u.transpose(1, 2))[..., :steps].transpose(1, 2))
         delta, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(delta))
+        dt = softplus(self.dt_proj(delta))
         y = selective_scan(u, dt, -torch.exp(self.A_log), B, C, self.D)
         return self.out_proj(y * F.silu(z + self.z_bias))
 

@@ -1,7 +1,8 @@
-"""Zipformer's Swoosh activations (SwooshL in the FFN, SwooshR in the conv module).
+"""Softplus and Zipformer's Swoosh activations, which are shifted softplus.
 
-    y = swoosh_l(x)    # softplus(x - 4) - 0.08 x - 0.035
-    y = swoosh_r(x)    # softplus(x - 1) - 0.08 x - 0.313261687
+    y = swoosh_l(x)    # softplus(x - 4) - 0.08 x - 0.035   (Zipformer's FFN)
+    y = swoosh_r(x)    # softplus(x - 1) - 0.08 x - 0.313261687   (its conv module)
+    y = softplus(x)    # log(1 + exp(x))   (BiMamba's step sizes)
 
 Why a kernel: in PyTorch each is four passes over the activations forward and
 three backward, and `softplus` alone ran at about 2 ns per element on one CPU
@@ -24,7 +25,8 @@ from . import native
 
 SWOOSH_L = (4.0, 0.08, 0.035)  # offset, slope, shift
 SWOOSH_R = (1.0, 0.08, 0.313261687)
-_PARAMS = {key: torch.tensor(key, dtype=torch.float32) for key in (SWOOSH_L, SWOOSH_R)}
+SOFTPLUS = (0.0, 0.0, 0.0)
+_PARAMS = {key: torch.tensor(key, dtype=torch.float32) for key in (SWOOSH_L, SWOOSH_R, SOFTPLUS)}
 
 
 def _kernel() -> ctypes.CDLL | None:
@@ -72,3 +74,8 @@ def swoosh_l(x: torch.Tensor) -> torch.Tensor:
 
 def swoosh_r(x: torch.Tensor) -> torch.Tensor:
     return swoosh(x, SWOOSH_R)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """F.softplus (beta 1; above its threshold of 20 the two differ by < 1e-8)."""
+    return swoosh(x, SOFTPLUS)
