@@ -4,8 +4,8 @@
                                         [--stack 4,16] [--repeats 3]
 
 One thread, the embedded size (width 64, depth 1, 64-d features, batch 64,
-seq_len 20), dropout 0 (the stacked and compiled forms cannot draw our
-per-module NumPy masks), BCE loss, fused AdamW. Per encoder, in one run and
+seq_len 20), dropout 0 (the stacked and compiled forms cannot call our
+per-module mask kernel), BCE loss, fused AdamW. Per encoder, in one run and
 alternating, `--repeats` times:
 - eager: one config's training step, as a shard trains it;
 - stacked: K configs of the same shape as one model (stack_module_state +

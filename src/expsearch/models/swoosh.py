@@ -16,6 +16,7 @@ compiler) uses the PyTorch formula, which the kernel matches to float32 rounding
 from __future__ import annotations
 
 import ctypes
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,12 @@ from . import native
 SWOOSH_L = (4.0, 0.08, 0.035)  # offset, slope, shift
 SWOOSH_R = (1.0, 0.08, 0.313261687)
 SOFTPLUS = (0.0, 0.0, 0.0)
-_PARAMS = {key: torch.tensor(key, dtype=torch.float32) for key in (SWOOSH_L, SWOOSH_R, SOFTPLUS)}
+
+
+@cache
+def _params(constants: tuple[float, float, float]) -> torch.Tensor:
+    """The kernel's float32 copy of `constants`, made once per set."""
+    return torch.tensor(constants, dtype=torch.float32)
 
 
 def _kernel() -> ctypes.CDLL | None:
@@ -64,7 +70,7 @@ def swoosh(x: torch.Tensor, constants: tuple[float, float, float]) -> torch.Tens
         and _kernel() is not None
     )
     if native_path:
-        return _NativeSwoosh.apply(x, _PARAMS[constants])
+        return _NativeSwoosh.apply(x, _params(constants))
     return reference(x, *constants)
 
 
