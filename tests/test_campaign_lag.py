@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from expsearch.campaign.layout import CampaignLayout, ledger_rounds
+from expsearch.campaign.layout import CampaignLayout, ledger_rounds, rounds_waiting
 from expsearch.campaign.ledger import LedgerError, ledger_history
 from expsearch.campaign.simulate import SimulationSettings, simulate
 from expsearch.campaign.steps import collect_round, propose_round
@@ -86,6 +86,25 @@ def test_the_layout_reads_every_plan_and_the_experiments_before_the_lag():
     assert len(layout.ledger("agents", 3)["experiments"]) == 3
     with pytest.raises(ValueError, match="lag -1"):
         ledger_rounds(3, lag=-1)
+
+
+def longest_chain(round_index: int, rounds: int, lag: int) -> int:
+    """By search over the DAG's own rule: the most later rounds that wait, one
+    after another, for `round_index` (r' waits for r if it reads r's experiments)."""
+    below = [r for r in range(round_index + 1, rounds) if round_index in ledger_rounds(r, lag)[1]]
+    return max((1 + longest_chain(r, rounds, lag) for r in below), default=0)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 2, 5])
+def test_a_rounds_priority_is_the_chain_of_rounds_that_wait_for_it(lag):
+    for rounds in (1, 2, 3, 7, 12):
+        for r in range(rounds):
+            assert rounds_waiting(r, rounds, lag) == longest_chain(r, rounds, lag), (r, rounds)
+    assert [rounds_waiting(r, 3, 0) for r in range(3)] == [2, 1, 0]
+    assert [rounds_waiting(r, 3, 2) for r in range(3)] == [0, 0, 0]  # nothing waits: a baseline
+    for bad in ((3, 3, 0), (-1, 3, 0), (0, 3, -1)):
+        with pytest.raises(ValueError, match="round"):
+            rounds_waiting(*bad)
 
 
 def test_the_lag_is_a_campaign_setting_checked_by_the_schema(lag_params):
@@ -228,6 +247,22 @@ def campaign_jobs(stdout: str) -> set[tuple[str, str]]:
     return jobs
 
 
+def job_priorities(stdout: str) -> dict[tuple[str, str], int]:
+    """(rule, round) -> the priority a dry run prints for it (only when not 0)."""
+    priorities, rule, round_ = {}, None, None
+    for line in stdout.splitlines():
+        found = re.match(r"^(?:local)?rule (\w+):", line)
+        if found:
+            rule, round_ = found.group(1), None
+        wildcards = re.search(r"wildcards: .*round=(\d{4})", line)
+        if wildcards:
+            round_ = wildcards.group(1)
+        priority = re.search(r"priority: (\d+)", line)
+        if priority and round_:
+            priorities[(rule, round_)] = int(priority.group(1))
+    return priorities
+
+
 @pytest.mark.parametrize("lag", [0, 1])
 def test_with_a_lag_a_proposal_does_not_wait_for_the_last_round(tmp_path, lag):
     repo = copy_repo(tmp_path / "repo")
@@ -247,3 +282,8 @@ def test_with_a_lag_a_proposal_does_not_wait_for_the_last_round(tmp_path, lag):
     collected = {round_ for rule, round_ in jobs if rule == "collect"}
     assert collected == ({"0000"} if lag else {"0000", "0001"})
     assert (("shard", "0001") in jobs) == (lag == 0)
+    # Critical path first: round 0's jobs rank by the rounds that wait for them.
+    priorities = job_priorities(run.stdout)
+    assert priorities[("propose", "0000")] == (1 if lag else 2)
+    assert priorities[("collect", "0000")] == (1 if lag else 2)
+    assert ("propose", "0002") not in priorities  # priority 0, the default, is not printed

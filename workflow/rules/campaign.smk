@@ -1,7 +1,8 @@
 # Campaigns: round r = propose (head node) -> S shards (GPU jobs) -> collect (head node).
 # Round r's proposal declares the ledger before it (the plans of rounds < r and
 # the experiments of rounds < r - lag; lag 0: all of them, a barrier between
-# rounds), so the DAG is static: rounds x (1 + S + 1) jobs.
+# rounds), so the DAG is static: rounds x (1 + S + 1) jobs. A round's jobs run
+# critical path first (round_priority): the rounds later ones wait for.
 # Every campaign in params.yaml runs side by side on the same feature stores.
 # Paths and input functions are in common.smk (from the library's CampaignLayout).
 
@@ -13,6 +14,7 @@ wildcard_constraints:
 
 
 rule propose:
+    priority: round_priority
     input:
         unpack(round_ledger),
     output:
@@ -29,6 +31,7 @@ rule propose:
 
 
 rule shard:
+    priority: round_priority
     input:
         plan=LAYOUT.plan("{campaign}", "{round}"),
         manifest=MANIFEST,
@@ -58,6 +61,7 @@ rule shard:
 
 
 rule collect:
+    priority: round_priority
     input:
         plan=LAYOUT.plan("{campaign}", "{round}"),
         shards=round_shards,

@@ -17,7 +17,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 from expsearch.analysis.run import TABLES as ANALYSIS_TABLES
 from expsearch.paper.files import figure_files
 from expsearch.paper.write import cross_task_files, paper_files
-from expsearch.campaign.layout import CampaignLayout
+from expsearch.campaign.layout import CampaignLayout, rounds_waiting
 from expsearch.data.sources import nexar_competition
 from expsearch.features.checkpoints import check_clip_lengths, find_checkpoints, input_sizes
 from expsearch.features.frames import frame_files, frame_plan, frames_file
@@ -119,6 +119,13 @@ def round_ledger(wildcards):
     0 .. r-1-lag (named inputs): with a lag, it does not wait for the last rounds."""
     lag = CAMPAIGNS[wildcards.campaign].get("lag", 0)  # optional in params; 0 as in the library
     return LAYOUT.ledger(wildcards.campaign, int(wildcards.round), lag)
+
+
+def round_priority(wildcards):
+    """Critical path first: a round's jobs rank by how many later rounds of its
+    campaign wait for them, so a baseline that waits for nothing fills the gaps."""
+    spec = CAMPAIGNS[wildcards.campaign]
+    return rounds_waiting(int(wildcards.round), spec["rounds"], spec.get("lag", 0))
 
 
 def round_shards(wildcards):

@@ -17,7 +17,8 @@ proposed). Configs take the paper's 3-10 minutes (uniform); they are packed
 into shards by the campaign's own packing (`shards.pack`, longest first) on
 an *estimate* that is off by a log-normal factor (`estimate_error`), as a
 real cost estimate is. Shard jobs of all rounds and campaigns queue for
-`devices` devices in submission order. Busy fraction = device-seconds of
+`devices` devices in the workflow's priority order (`layout.rounds_waiting`:
+the rounds that later ones wait for first), then in submission order. Busy fraction = device-seconds of
 training / (devices x makespan).
 """
 
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .layout import ledger_rounds
+from .layout import ledger_rounds, rounds_waiting
 from .shards import pack
 
 
@@ -51,7 +52,8 @@ def simulate(settings: SimulationSettings) -> dict:
     rng = np.random.default_rng(settings.seed)
     low, high = settings.minutes
     free_devices = settings.devices
-    waiting: list[tuple[float, int, int, int, float]] = []  # (submitted, campaign, seq, round, s)
+    # (-rounds waiting on it, submitted, campaign, seq, round, s): the workflow's job priority
+    waiting: list[tuple[int, float, int, int, int, float]] = []
     events: list[tuple[float, int, str, int, int, float]] = []  # (time, seq, kind, c, round, value)
     sequence = 0
     busy = 0.0
@@ -94,9 +96,9 @@ def simulate(settings: SimulationSettings) -> dict:
             left[campaign][round_index] = len(shards)
             for shard in shards:
                 sequence += 1
-                waiting.append(
-                    (now, campaign, sequence, round_index, float(durations[shard].sum()))
-                )
+                priority = rounds_waiting(round_index, settings.rounds, settings.lag)
+                duration = float(durations[shard].sum())
+                waiting.append((-priority, now, campaign, sequence, round_index, duration))
             if not shards:
                 push(now + settings.collect_s, "collected", campaign, round_index)
             experiments += settings.configs_per_round
@@ -113,7 +115,7 @@ def simulate(settings: SimulationSettings) -> dict:
         try_propose(now, campaign)
         waiting.sort()
         while free_devices and waiting:
-            _, job_campaign, _, job_round, duration = waiting.pop(0)
+            _, _, job_campaign, _, job_round, duration = waiting.pop(0)
             free_devices -= 1
             push(now + duration, "shard_done", job_campaign, job_round, duration)
     makespan = now
