@@ -1,12 +1,21 @@
-/* Mamba-1 selective scan, forward and backward, fused over the state dimension.
+/* Mamba-1 selective scan, forward and backward, vectorised across channels.
  *
- * One (batch row b, channel d) pair at a time runs its whole recurrence with the
- * d_state-long state in registers / L1:
  *     h_t = exp(dt_t A_d) * h_{t-1} + dt_t u_t B_t,     y_t = C_t . h_t + D_d u_t
- * instead of PyTorch's ~10 full-size (batch, d_inner, d_state) temporaries per time
- * step. Both passes run the recurrence of a pair into a T x d_state scratch buffer
- * (`pair_states`); the backward pass recomputes it rather than storing the forward's,
- * so nothing beyond the inputs is kept for autograd.
+ *
+ * Each batch row runs its recurrence for a block of LANES channels at once: the
+ * channels are the vector lanes (u, dt and y are contiguous in the channel), and
+ * the state is d_state vectors of LANES in L1, one per state index n, so every
+ * operation of the inner loop is one vector operation and no sum crosses lanes.
+ * (The previous version ran one (row, channel) pair at a time with the state
+ * indices as lanes, which cost a sum across lanes per step.) Channels past the
+ * last are padded with u = dt = 0, whose state stays 0 and whose gradients are 0.
+ *
+ * The backward pass recomputes the states of a block rather than storing the
+ * forward's, so nothing beyond the inputs is kept for autograd. Its sums over
+ * channels (gB, gC) are collected per lane over the blocks of a row and summed
+ * across lanes once per row; its sums over the state (the gradients of dt and u)
+ * are `vec` variables, which gcc keeps in registers where an array would make
+ * every step of the sum a store and a reload.
  *
  * Layout (row-major, contiguous float32):
  *   u, dt, y, gu, gdt: (nb, nt, nd)   A, gA: (nd, ns)   B, C, gB, gC: (nb, nt, ns)
@@ -20,100 +29,194 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every array is distinct: restrict lets gcc vectorise the loops over the state. */
+#define LANES 16
+
 #define IN const float *restrict
 #define OUT float *restrict
 
-/* The recurrence of one (batch row b, channel d) pair, shared by both passes: hs row t + 1
- * gets h_t (row 0 is h_{-1} = 0) and decay row t gets exp(dt_t A_d). */
-static void pair_states(IN u, IN dt, IN A, IN B, int64_t b, int64_t d, int64_t nt, int64_t nd,
-                        int64_t ns, float *hs, OUT decay)
+/* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
+typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
+#define V(p) (*(vec *)(p))
+
+/* A transposed into blocks of LANES channels, (blocks, ns, LANES), and D padded to
+ * (blocks * LANES); lanes past the last channel are 0. */
+static void block_params(IN A, IN D, int64_t nd, int64_t ns, OUT At, OUT Dp)
 {
-    IN Ad = A + d * ns;
-    memset(hs, 0, sizeof(float) * ns);
-    for (int64_t t = 0; t < nt; t++) {
-        const int64_t i = (b * nt + t) * nd + d;
-        IN Bt = B + (b * nt + t) * ns;
-        IN prev = hs + t * ns;
-        OUT next = hs + (t + 1) * ns;
-        OUT a = decay + t * ns;
-        const float step = dt[i], dtu = step * u[i];
-        for (int64_t n = 0; n < ns; n++) {
-            a[n] = expf(step * Ad[n]);
-            next[n] = a[n] * prev[n] + dtu * Bt[n];
-        }
+    const int64_t blocks = (nd + LANES - 1) / LANES;
+    memset(At, 0, sizeof(float) * blocks * ns * LANES);
+    memset(Dp, 0, sizeof(float) * blocks * LANES);
+    for (int64_t d = 0; d < nd; d++) {
+        for (int64_t n = 0; n < ns; n++)
+            At[((d / LANES) * ns + n) * LANES + d % LANES] = A[d * ns + n];
+        Dp[d] = D[d];
     }
+}
+
+/* LANES values of src from index `at`, `width` of them real, the rest 0. */
+static void load(IN src, int64_t at, int64_t width, OUT out)
+{
+    for (int j = 0; j < LANES; j++)
+        out[j] = j < width ? src[at + j] : 0.0f;
+}
+
+static void store(IN values, int64_t at, int64_t width, OUT dst)
+{
+    for (int64_t j = 0; j < width; j++)
+        dst[at + j] = values[j];
 }
 
 void scan_forward(IN u, IN dt, IN A, IN B, IN C, IN D, OUT y, int64_t nb, int64_t nt,
                   int64_t nd, int64_t ns)
 {
-    float *hs = malloc(sizeof(float) * (nt + 1) * ns);
-    float *decay = malloc(sizeof(float) * nt * ns);
+    const int64_t blocks = (nd + LANES - 1) / LANES;
+    float *At = malloc(sizeof(float) * blocks * ns * LANES);
+    float *Dp = malloc(sizeof(float) * blocks * LANES);
+    float *h = malloc(sizeof(float) * ns * LANES);
+    block_params(A, D, nd, ns, At, Dp);
     for (int64_t b = 0; b < nb; b++) {
-        for (int64_t d = 0; d < nd; d++) {
-            pair_states(u, dt, A, B, b, d, nt, nd, ns, hs, decay);
+        for (int64_t k = 0; k < blocks; k++) {
+            const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
+            IN Ak = At + k * ns * LANES;
+            IN Dk = Dp + k * LANES;
+            memset(h, 0, sizeof(float) * ns * LANES);
             for (int64_t t = 0; t < nt; t++) {
-                const int64_t i = (b * nt + t) * nd + d;
+                const int64_t at = (b * nt + t) * nd + d0;
+                IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                IN h = hs + (t + 1) * ns;
-                float acc = 0.0f;
-                for (int64_t n = 0; n < ns; n++)
-                    acc += Ct[n] * h[n];
-                y[i] = acc + D[d] * u[i];
+                float uu[LANES], step[LANES], dtu[LANES], acc[LANES];
+                load(u, at, width, uu);
+                load(dt, at, width, step);
+                for (int j = 0; j < LANES; j++) {
+                    dtu[j] = step[j] * uu[j];
+                    acc[j] = Dk[j] * uu[j];
+                }
+                for (int64_t n = 0; n < ns; n++) {
+                    IN An = Ak + n * LANES;
+                    OUT hn = h + n * LANES;
+                    const float bn = Bt[n], cn = Ct[n];
+                    for (int j = 0; j < LANES; j++) {
+                        hn[j] = expf(step[j] * An[j]) * hn[j] + dtu[j] * bn;
+                        acc[j] += cn * hn[j];
+                    }
+                }
+                store(acc, at, width, y);
             }
         }
     }
-    free(decay);
-    free(hs);
+    free(h);
+    free(Dp);
+    free(At);
 }
 
 void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, OUT gA,
                    OUT gB, OUT gC, OUT gD, int64_t nb, int64_t nt, int64_t nd, int64_t ns)
 {
-    float *hs = malloc(sizeof(float) * (nt + 1) * ns);
-    float *decay = malloc(sizeof(float) * nt * ns);
-    OUT gh = malloc(sizeof(float) * ns);
+    const int64_t blocks = (nd + LANES - 1) / LANES, row = ns * LANES;
+    float *At = malloc(sizeof(float) * blocks * row);
+    float *Dp = malloc(sizeof(float) * blocks * LANES);
+    float *gAt = calloc(blocks * row, sizeof(float));
+    float *gDp = calloc(blocks * LANES, sizeof(float));
+    float *hs = malloc(sizeof(float) * (nt + 1) * row);  /* hs[t + 1] = h_t, hs[0] = 0 */
+    float *decay = malloc(sizeof(float) * nt * row);      /* exp(dt_t A) */
+    float *gh = malloc(sizeof(float) * row);
+    float *gBl = malloc(sizeof(float) * nt * row);        /* gB, gC per lane of a row */
+    float *gCl = malloc(sizeof(float) * nt * row);
+    block_params(A, D, nd, ns, At, Dp);
     for (int64_t b = 0; b < nb; b++) {
-        for (int64_t d = 0; d < nd; d++) {
-            IN Ad = A + d * ns;
-            pair_states(u, dt, A, B, b, d, nt, nd, ns, hs, decay);
+        memset(gBl, 0, sizeof(float) * nt * row);
+        memset(gCl, 0, sizeof(float) * nt * row);
+        for (int64_t k = 0; k < blocks; k++) {
+            const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
+            IN Ak = At + k * row;
+            IN Dk = Dp + k * LANES;
+            OUT gAk = gAt + k * row;
+            OUT gDk = gDp + k * LANES;
+            memset(hs, 0, sizeof(float) * row);
+            for (int64_t t = 0; t < nt; t++) {
+                const int64_t at = (b * nt + t) * nd + d0;
+                IN Bt = B + (b * nt + t) * ns;
+                float uu[LANES], step[LANES], dtu[LANES];
+                load(u, at, width, uu);
+                load(dt, at, width, step);
+                for (int j = 0; j < LANES; j++)
+                    dtu[j] = step[j] * uu[j];
+                for (int64_t n = 0; n < ns; n++) {
+                    IN An = Ak + n * LANES;
+                    IN prev = hs + t * row + n * LANES;
+                    OUT next = hs + (t + 1) * row + n * LANES;
+                    OUT a = decay + t * row + n * LANES;
+                    const float bn = Bt[n];
+                    for (int j = 0; j < LANES; j++) {
+                        a[j] = expf(step[j] * An[j]);
+                        next[j] = a[j] * prev[j] + dtu[j] * bn;
+                    }
+                }
+            }
             /* gh carries dL/dh_t through the recurrence, already multiplied by the next
              * step's decay: dL/dh_t = gy_t C_t + exp(dt_{t+1} A) dL/dh_{t+1}. */
-            memset(gh, 0, sizeof(float) * ns);
-            float gDd = 0.0f;
-            OUT gAd = gA + d * ns;
+            memset(gh, 0, sizeof(float) * row);
             for (int64_t t = nt - 1; t >= 0; t--) {
-                const int64_t i = (b * nt + t) * nd + d;
-                const int64_t row = (b * nt + t) * ns;
-                IN Bt = B + row;
-                IN Ct = C + row;
-                IN a = decay + t * ns;
-                IN prev = hs + t * ns;
-                IN cur = hs + (t + 1) * ns;
-                OUT gBt = gB + row;
-                OUT gCt = gC + row;
-                const float g = gy[i], step = dt[i], dtu = step * u[i];
-                float g_dtu = 0.0f, g_step = 0.0f;
-                gDd += g * u[i];
-                for (int64_t n = 0; n < ns; n++) {
-                    const float g_h = gh[n] + g * Ct[n];
-                    gCt[n] += g * cur[n];
-                    gBt[n] += g_h * dtu;
-                    g_dtu += g_h * Bt[n];
-                    /* d exp(step A) = exp(step A) (A d step + step d A) */
-                    const float g_arg = g_h * prev[n] * a[n];
-                    g_step += g_arg * Ad[n];
-                    gAd[n] += g_arg * step;
-                    gh[n] = g_h * a[n];
+                const int64_t at = (b * nt + t) * nd + d0;
+                IN Bt = B + (b * nt + t) * ns;
+                IN Ct = C + (b * nt + t) * ns;
+                float g[LANES], uu[LANES], step[LANES], dtu[LANES];
+                float out_u[LANES], out_dt[LANES];
+                vec g_dtu = {0}, g_step = {0};
+                load(gy, at, width, g);
+                load(u, at, width, uu);
+                load(dt, at, width, step);
+                for (int j = 0; j < LANES; j++) {
+                    dtu[j] = step[j] * uu[j];
+                    gDk[j] += g[j] * uu[j];
                 }
-                gdt[i] = g_step + g_dtu * u[i];
-                gu[i] = g * D[d] + g_dtu * step;
+                const vec gv = V(g), dtuv = V(dtu), stepv = V(step);
+                for (int64_t n = 0; n < ns; n++) {
+                    const vec a = V(decay + t * row + n * LANES);
+                    const vec prev = V(hs + t * row + n * LANES);
+                    const vec cur = V(hs + (t + 1) * row + n * LANES);
+                    const float bn = Bt[n], cn = Ct[n];
+                    const vec g_h = V(gh + n * LANES) + gv * cn;
+                    V(gCl + t * row + n * LANES) += gv * cur;
+                    V(gBl + t * row + n * LANES) += g_h * dtuv;
+                    g_dtu += g_h * bn;
+                    /* d exp(step A) = exp(step A) (A d step + step d A) */
+                    const vec g_arg = g_h * prev * a;
+                    g_step += g_arg * V(Ak + n * LANES);
+                    V(gAk + n * LANES) += g_arg * stepv;
+                    V(gh + n * LANES) = g_h * a;
+                }
+                V(out_dt) = g_step + g_dtu * V(uu);
+                V(out_u) = gv * V(Dk) + g_dtu * stepv;
+                store(out_dt, at, width, gdt);
+                store(out_u, at, width, gu);
             }
-            gD[d] += gDd;
+        }
+        for (int64_t t = 0; t < nt; t++) {
+            for (int64_t n = 0; n < ns; n++) {
+                IN gBn = gBl + t * row + n * LANES;
+                IN gCn = gCl + t * row + n * LANES;
+                float sb = 0.0f, sc = 0.0f;
+                for (int j = 0; j < LANES; j++) {
+                    sb += gBn[j];
+                    sc += gCn[j];
+                }
+                gB[(b * nt + t) * ns + n] += sb;
+                gC[(b * nt + t) * ns + n] += sc;
+            }
         }
     }
+    for (int64_t d = 0; d < nd; d++) {
+        for (int64_t n = 0; n < ns; n++)
+            gA[d * ns + n] += gAt[((d / LANES) * ns + n) * LANES + d % LANES];
+        gD[d] += gDp[d];
+    }
+    free(gCl);
+    free(gBl);
     free(gh);
     free(decay);
     free(hs);
+    free(gDp);
+    free(gAt);
+    free(Dp);
+    free(At);
 }
