@@ -74,7 +74,7 @@ def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
         loss = loss_fn(model(x, lengths), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.clip_grad_norm(1.0)
         optimizer.step()
         scheduler.step()
         if step >= 3:

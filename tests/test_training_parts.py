@@ -3,6 +3,7 @@ augmentation and the learning-rate schedules."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -169,11 +170,70 @@ def test_schedules():
 
 def test_weight_decay_spares_biases_and_norms():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    before = [p.detach().clone() for p in model.parameters()]
     optimizer, _ = make_optimizer(
         model, lr=1e-3, weight_decay=0.1, schedule="cosine", total_steps=10, warmup_fraction=0.2
     )
     decayed, plain = optimizer.param_groups
-    assert [p.shape for p in decayed["params"]] == [torch.Size([4, 3])]
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
-    assert len(plain["params"]) == 3
+    assert [p.numel() for p in decayed["params"]] == [12]  # the weight matrix, flattened
+    assert [p.numel() for p in plain["params"]] == [4 + 4 + 4]  # bias, norm weight and bias
+    optimizer.step()  # zero gradients: only decoupled weight decay moves anything
+    after = list(model.parameters())
+    torch.testing.assert_close(after[0], before[0] * (1 - 1e-3 / 2 * 0.1))
+    for was, now in zip(before[1:], after[1:], strict=True):
+        assert torch.equal(was, now)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 2)  # step 0 of 2 warm-up steps
+
+
+def _two_models(seed: int = 0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.LayerNorm(8), torch.nn.GELU(), torch.nn.Linear(8, 1)
+    )
+    twin = copy.deepcopy(model)
+    return model, twin
+
+
+def test_flat_adamw_trains_as_fused_adamw_on_separate_tensors():
+    model, twin = _two_models()
+    optimizer, _ = make_optimizer(
+        model, lr=1e-2, weight_decay=0.05, schedule="cosine", total_steps=20, warmup_fraction=0.1
+    )
+    params = list(twin.parameters())
+    reference = torch.optim.AdamW(
+        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.05},
+         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+        lr=optimizer.param_groups[0]["lr"], fused=True,  # the schedule's rate at step 0
+    )  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        x, y = torch.randn(16, 5, generator=gen), torch.randn(16, 1, generator=gen)
+        optimizer.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        norm = optimizer.clip_grad_norm(0.5)
+        reference.zero_grad()
+        ((twin(x) - y) ** 2).mean().backward()
+        want = torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.5)
+        torch.testing.assert_close(norm, want)
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad)  # zeroed in place: no accumulation
+        optimizer.step()
+        reference.step()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    # The model's tensors are views of the flat ones: loading a state writes through.
+    model.load_state_dict(twin.state_dict())
+    flat = optimizer.param_groups[0]["params"][0]
+    assert torch.equal(flat[: 5 * 8].view(8, 5), twin[0].weight)
+
+
+def test_flat_adamw_refuses_gradients_that_are_no_longer_its_views():
+    model, _ = _two_models()
+    optimizer, _ = make_optimizer(
+        model, lr=1e-2, weight_decay=0.0, schedule="linear", total_steps=5, warmup_fraction=0.2
+    )
+    model.zero_grad(set_to_none=True)  # would leave every later update silently zero
+    model(torch.randn(2, 5)).sum().backward()
+    with pytest.raises(RuntimeError, match="gradient was replaced"):
+        optimizer.step()

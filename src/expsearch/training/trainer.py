@@ -31,7 +31,7 @@ from .batches import EpochSampler, augment
 from .data import SplitData, Task, window
 from .losses import make_loss
 from .metrics import average_precision, mean_over_horizons, roc_auc
-from .optim import make_optimizer
+from .optim import FlatAdamW, make_optimizer
 from .settings import TrainSettings
 
 INIT_LOCK = threading.Lock()  # held while seeding torch and building a model
@@ -196,7 +196,7 @@ class _Run:
     device: torch.device
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     sampler: EpochSampler
-    optimizer: torch.optim.Optimizer
+    optimizer: FlatAdamW
     scheduler: Any
     epochs: int
     seq_len: int
@@ -282,7 +282,7 @@ def _train_one_epoch(run: _Run, train: SplitData, settings: TrainSettings) -> to
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), settings.grad_clip_norm)
+            run.optimizer.clip_grad_norm(settings.grad_clip_norm)
         run.optimizer.step()
         run.scheduler.step()
         # Kept on the device: reading each loss back would synchronise every step.
