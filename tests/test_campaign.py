@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -121,6 +123,37 @@ def test_two_rounds_write_a_ledger_the_next_round_reads(campaign_params, layout,
     _, rows1 = run_round(settings, layout, task_files, 1)
     assert not {row["fingerprint"] for row in rows1} & {row["fingerprint"] for row in rows0}
     assert len(read_rows(layout.experiments("tiny", 0))) == 3
+
+
+# A proposal and a collect job run between two rounds, each a new process: they
+# must not import torch or pandas (3-4 s of a job that does a second of work).
+BETWEEN_ROUNDS = """
+import json, sys
+from expsearch.campaign.steps import collect_round, propose_round
+from expsearch.settings import campaign_settings
+params, ledger, out = json.loads(sys.argv[1])
+settings = campaign_settings(params, "tiny")
+collect_round(settings, plan=ledger["plan"], shards=ledger["shards"], out=out + "/experiments.jsonl")
+propose_round(settings, 1, [ledger["plan"]], [out + "/experiments.jsonl"], out=out + "/plan.json",
+              environ={})
+print(json.dumps({name: name in sys.modules for name in ("torch", "pandas")}))
+"""
+
+
+def test_proposing_and_collecting_import_no_training_modules(
+    campaign_params, layout, task_files, tmp_path
+):
+    settings = campaign_settings(campaign_params, "tiny")
+    run_round(settings, layout, task_files, 0)
+    ledger = {"plan": layout.plan("tiny", 0), "shards": layout.shards("tiny", 0, settings.shards)}
+    argument = json.dumps([campaign_params, ledger, str(tmp_path)])
+    done = subprocess.run(
+        [sys.executable, "-c", BETWEEN_ROUNDS, argument], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"torch": False, "pandas": False}
+    assert len(read_rows(tmp_path / "experiments.jsonl")) == 3  # the same steps, really run
+    assert json.loads((tmp_path / "plan.json").read_text())["round"] == 1
 
 
 def test_a_failed_config_is_recorded_and_the_shard_goes_on(campaign_params, layout, task_files):

@@ -39,9 +39,6 @@ from ..agents.plan import plan_round
 from ..agents.registry import build_agents, build_fallback, build_healer
 from ..atomic import atomic_write_text
 from ..clock import utc_now
-from ..features.store import stores_by_name
-from ..training.concurrent import run_concurrently
-from ..training.experiment import METRICS, TRACE, TaskCache, run_experiment
 from .layout import ledger_rounds
 from .ledger import LedgerError, jsonl_text, ledger_history, read_json, shard_summaries
 from .settings import CampaignSettings
@@ -119,6 +116,8 @@ def _read_plan(settings: CampaignSettings, path: str | Path) -> dict[str, Any]:
 
 def _finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     """The metrics of an earlier attempt, if it finished (ok or failed)."""
+    from ..training.experiment import METRICS
+
     try:
         metrics = json.loads((run_dir / METRICS).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -127,6 +126,8 @@ def _finished_metrics(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _trace_tail(run_dir: Path) -> str | None:
+    from ..training.experiment import TRACE
+
     trace = run_dir / TRACE
     return trace.read_text()[-TRACE_TAIL:] if trace.exists() else None
 
@@ -144,6 +145,13 @@ def run_shard(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train shard `shard` of the plan's configs, each in runs/<id>/; write the summary to `out`."""
+    # Only a shard trains, so only it imports the training modules (torch, pandas): a
+    # proposal or a collect job, a new process on the critical path between two rounds,
+    # then starts in about a second instead of four.
+    from ..features.store import stores_by_name
+    from ..training.concurrent import run_concurrently
+    from ..training.experiment import TaskCache, run_experiment
+
     document = _read_plan(settings, plan)
     round_index = document["round"]
     rows = {row["id"]: row for row in document["rows"]}
