@@ -7,8 +7,9 @@
 Why a kernel: the recurrence is elementwise work on (batch, d_inner, d_state)
 tensors, about ten of them per time step in PyTorch, each written to memory and
 read back; at width 64 that was most of a BiMamba training step on one core,
-while the arithmetic itself is a few MFLOP. `selective_scan.c` runs each
-(row, channel) recurrence with its state in registers, forward and backward.
+while the arithmetic itself is a few MFLOP. `selective_scan.c` runs a row's
+recurrence for 16 channels at a time (the channels as vector lanes, the state
+in L1), forward and backward.
 
 Dispatch: float32 CPU tensors use the kernel when models/native.py could build
 it; CUDA tensors, other dtypes and EXPSEARCH_NATIVE=0 use `selective_scan_loop`
