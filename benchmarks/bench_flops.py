@@ -72,7 +72,7 @@ def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
     for step in range(steps + 3):
         start = time.perf_counter()
         loss = loss_fn(model(x, lengths), y)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()  # FlatAdamW: zeroed in place, the views stay
         loss.backward()
         optimizer.clip_grad_norm(1.0)
         optimizer.step()

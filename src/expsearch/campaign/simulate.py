@@ -18,8 +18,8 @@ into shards by the campaign's own packing (`shards.pack`, longest first) on
 an *estimate* that is off by a log-normal factor (`estimate_error`), as a
 real cost estimate is. Shard jobs of all rounds and campaigns queue for
 `devices` devices in the workflow's priority order (`layout.rounds_waiting`:
-the rounds that later ones wait for first), then in submission order. Busy fraction = device-seconds of
-training / (devices x makespan).
+the rounds that later ones wait for first), then in submission order. Busy
+fraction = device-seconds of training / (devices x makespan).
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ def simulate(settings: SimulationSettings) -> dict:
             packed = pack(rows, settings.shards, cost=lambda row: row["estimate"])
             shards = [s for s in packed if s]
             left[campaign][round_index] = len(shards)
+            priority = rounds_waiting(round_index, settings.rounds, settings.lag)
             for shard in shards:
                 sequence += 1
-                priority = rounds_waiting(round_index, settings.rounds, settings.lag)
                 duration = float(durations[shard].sum())
                 waiting.append((-priority, now, campaign, sequence, round_index, duration))
             if not shards:
