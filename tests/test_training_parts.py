@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -237,3 +239,40 @@ def test_flat_adamw_refuses_gradients_that_are_no_longer_its_views():
     model(torch.randn(2, 5)).sum().backward()
     with pytest.raises(RuntimeError, match="gradient was replaced"):
         optimizer.step()
+
+
+def test_schedule_sets_the_rates_lambda_lr_would():
+    model, twin = _two_models()
+    optimizer, schedule = make_optimizer(
+        model, lr=2e-3, weight_decay=0.01, schedule="step", total_steps=12, warmup_fraction=0.25
+    )
+    reference = torch.optim.AdamW(twin.parameters(), lr=2e-3)
+    lambda_lr = torch.optim.lr_scheduler.LambdaLR(
+        reference, lambda step: lr_factor(step, 12, 3, "step")
+    )
+    for _ in range(14):
+        assert schedule.get_last_lr() == pytest.approx(lambda_lr.get_last_lr() * 2)
+        assert [g["lr"] for g in optimizer.param_groups] == schedule.get_last_lr()
+        reference.step()
+        schedule.step()
+        lambda_lr.step()
+
+
+def test_training_imports_no_compiler(tmp_path):
+    """torch.optim.Optimizer imports torch._dynamo on first use (1.7 s of every
+    training job's start); FlatAdamW and its schedule do without it."""
+    script = (
+        "import sys, torch\n"
+        "from expsearch.models.classifier import ClipClassifier\n"
+        "from expsearch.training.optim import make_optimizer\n"
+        "model = ClipClassifier(8, 'retnet', 'mean', 16, 1, 0.1)\n"
+        "optimizer, schedule = make_optimizer(model, lr=1e-3, weight_decay=0.01,\n"
+        "    schedule='cosine', total_steps=4, warmup_fraction=0.25)\n"
+        "model(torch.randn(2, 5, 8), torch.tensor([5, 3])).sum().backward()\n"
+        "optimizer.clip_grad_norm(1.0); optimizer.step(); schedule.step()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "False", done.stderr
