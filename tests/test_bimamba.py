@@ -12,6 +12,7 @@ from expsearch.models.bimamba import (
     BiMambaBlock,
     BiMambaEncoder,
     MambaBlock,
+    padded_lengths,
     reverse_valid,
     selective_scan,
 )
@@ -56,6 +57,19 @@ def test_reverse_valid_flips_only_the_prefix():
     out = reverse_valid(x, torch.tensor([3, 5]))
     assert out[..., 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
     assert torch.equal(reverse_valid(out, torch.tensor([3, 5])), x)
+
+
+def test_reverse_valid_without_padding_is_a_flip_either_way():
+    x = torch.randn(3, 6, 4, requires_grad=True)
+    full = torch.full((3,), 6)
+    assert padded_lengths(torch.ones(3, 6, dtype=torch.bool)) is None
+    assert padded_lengths(torch.tensor([[True, False], [True, True]])).tolist() == [1, 2]
+    fast, gathered = reverse_valid(x, None), reverse_valid(x, full)
+    assert torch.equal(fast, gathered) and torch.equal(fast, x.flip(1))
+    weights = torch.randn(3, 6, 4)
+    (grad_fast,) = torch.autograd.grad((fast * weights).sum(), x)
+    (grad_gathered,) = torch.autograd.grad((gathered * weights).sum(), x)
+    assert torch.equal(grad_fast, grad_gathered)
 
 
 def _naive_scan(u, dt, A, B, C, D):

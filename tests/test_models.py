@@ -51,6 +51,8 @@ def test_left_to_right_moves_valid_steps_to_the_front():
     assert moved[0, :2].eq(1).all() and moved[0, 2:].eq(0).all() and moved[1, :4].eq(2).all()
     with pytest.raises(ValueError, match="lengths"):
         left_to_right(x, torch.tensor([0, 3]))
+    full, mask = left_to_right(x, torch.tensor([5, 5]))  # no padding: returned as it is
+    assert full is x and mask.all()
 
 
 @pytest.mark.parametrize("kind", POOLINGS)

@@ -45,17 +45,27 @@ from .scan import selective_scan
 from .swoosh import softplus
 
 
-def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     """Reverse the first lengths[b] steps of each row b of x (B, T, ...); padding stays put.
+    lengths None: no row has padding, and this is torch.flip over T.
 
     Its own inverse. Valid steps remain a prefix, so a causal scan over the result is a
     backward scan over the valid steps that never sees padding before them."""
+    if lengths is None:
+        # A flip's backward is a flip; a gather's is a scatter-add into zeros.
+        return x.flip(1)
     batch, steps = x.shape[:2]
     t = torch.arange(steps, device=x.device).unsqueeze(0)
     last = lengths.to(x.device).unsqueeze(1) - 1
     idx = torch.where(t <= last, last - t, t)  # (B, T)
     idx = idx.view(batch, steps, *([1] * (x.dim() - 2))).expand_as(x)
     return x.gather(1, idx)
+
+
+def padded_lengths(mask: torch.Tensor) -> torch.Tensor | None:
+    """Each row's valid steps (a prefix, so the count locates them) for reverse_valid;
+    None when no row has padding (the embedded default's clips never do)."""
+    return None if bool(mask.all()) else mask.sum(dim=1)
 
 
 class MambaBlock(nn.Module):
@@ -119,7 +129,7 @@ class BiMambaBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if mask.shape != x.shape[:2]:
             raise ValueError(f"mask {tuple(mask.shape)} does not match x {tuple(x.shape)}")
-        lengths = mask.sum(dim=1)  # valid steps are a prefix, so the count locates them
+        lengths = padded_lengths(mask)
         h = self.norm_in(x)
         y_fwd = self.fwd(h)  # causal: trailing padding cannot reach valid steps
         y_bwd = reverse_valid(self.bwd(reverse_valid(h, lengths)), lengths)

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bimamba import reverse_valid
+from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .retnet import GATE_OPEN
@@ -146,7 +146,7 @@ class MLSTMBlock(nn.Module):
         with torch.no_grad():
             self.up.weight[inner:].zero_()
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         x_m, z = self.up(self.norm(x)).chunk(2, dim=-1)
         h_fwd = self.fwd(x_m)  # causal: trailing padding cannot reach valid steps
         h_bwd = reverse_valid(self.bwd(reverse_valid(x_m, lengths)), lengths)
@@ -165,7 +165,7 @@ class XLSTMEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if mask.shape != x.shape[:2]:
             raise ValueError(f"mask {tuple(mask.shape)} does not match x {tuple(x.shape)}")
-        lengths = mask.sum(dim=1)  # valid steps are a prefix, so the count locates them
+        lengths = padded_lengths(mask)  # None: no padding
         pad = ~mask.unsqueeze(-1)
         # The parallel cell multiplies padded values by exact zeros: zeroing them first keeps
         # a non-finite padding value (0 * inf = nan) from reaching valid steps.
