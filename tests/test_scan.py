@@ -50,6 +50,61 @@ def test_kernel_equals_the_loop_in_output_and_every_gradient(shape):
         assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 5, 4), (2, 20, 40, 16)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"z": "half", "dt_bias": True, "z_bias": True, "dt_softplus": True},  # BiMamba's form
+        {"z": "own", "dt_bias": False, "z_bias": False, "dt_softplus": False},
+        {"z": None, "dt_bias": True, "z_bias": False, "dt_softplus": True},
+    ],
+)
+def test_fused_step_size_and_gate_equal_the_loop(shape, options):
+    batch, steps, d_inner, _ = shape
+    gen = torch.Generator().manual_seed(1)
+    u, delta, A, B, C, D = _inputs(*shape)
+    delta = delta * 4 - 2  # raw step sizes of both signs: softplus makes them positive
+    if not options["dt_softplus"]:
+        delta = delta.abs() * 0.25 + 0.01
+    extra = {"dt_softplus": options["dt_softplus"]}
+    if options["z"] is not None:
+        wide = torch.randn(batch, steps, 2 * d_inner, generator=gen, dtype=torch.float64) * 2
+        extra["z"] = wide[..., d_inner:] if options["z"] == "half" else wide[..., :d_inner]
+    if options["dt_bias"]:
+        extra["dt_bias"] = torch.randn(d_inner, generator=gen, dtype=torch.float64)
+    if options["z_bias"]:
+        extra["z_bias"] = torch.randn(d_inner, generator=gen, dtype=torch.float64)
+    names = ["u", "dt", "A", "B", "C", "D", *[k for k in extra if k != "dt_softplus"]]
+    reference = [t.requires_grad_() for t in (u, delta, A, B, C, D)]
+    ref_extra = {k: v.requires_grad_() if torch.is_tensor(v) else v for k, v in extra.items()}
+    expected = selective_scan_loop(*reference, **ref_extra)
+    grad_out = torch.randn_like(expected)
+    leaves = reference + [v for v in ref_extra.values() if torch.is_tensor(v)]
+    expected_grads = torch.autograd.grad(expected, leaves, grad_out)
+
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    if options["z"] == "half":  # a view into a wider tensor, read in place by the kernel
+        wide32 = wide.detach().float().requires_grad_()
+        z32 = wide32[..., d_inner:]
+        assert scan._row_stride(z32) == 2 * d_inner
+    kernel_extra = {}
+    for key, value in extra.items():
+        if key == "z" and options["z"] == "half":
+            kernel_extra[key] = z32
+        elif torch.is_tensor(value):
+            kernel_extra[key] = value.detach().float().requires_grad_()
+        else:
+            kernel_extra[key] = value
+    got = selective_scan(*inputs, **kernel_extra)
+    assert got.grad_fn is not None and "Fused" in type(got.grad_fn).__name__
+    kernel_leaves = inputs + [v for v in kernel_extra.values() if torch.is_tensor(v)]
+    grads = torch.autograd.grad(got, kernel_leaves, grad_out.float())
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-4)
+    for name, grad, want in zip(names, grads, expected_grads, strict=True):
+        scale = want.abs().max().item() + 1.0
+        assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
+
+
 def test_non_contiguous_inputs_are_read_correctly():
     u, dt, A, B, C, D = (t.float() for t in _inputs(3, 9, 6, 4))
     u_t = u.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides

@@ -42,7 +42,6 @@ from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .retnet import GATE_OPEN
 from .scan import selective_scan
-from .swoosh import softplus
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -108,9 +107,21 @@ class MambaBlock(nn.Module):
         u, z = self.in_proj(x).chunk(2, dim=-1)
         u = F.silu(self.conv(u.transpose(1, 2))[..., :steps].transpose(1, 2))
         delta, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = softplus(self.dt_proj(delta))
-        y = selective_scan(u, dt, -torch.exp(self.A_log), B, C, self.D)
-        return self.out_proj(y * F.silu(z + self.z_bias))
+        # dt = softplus(dt_proj(delta)) and the gate silu(z + z_bias) are computed inside
+        # the scan (models/scan.py), so dt_proj's bias goes in there too.
+        gated = selective_scan(
+            u,
+            F.linear(delta, self.dt_proj.weight),
+            -torch.exp(self.A_log),
+            B,
+            C,
+            self.D,
+            z=z,
+            dt_bias=self.dt_proj.bias,
+            z_bias=self.z_bias,
+            dt_softplus=True,
+        )
+        return self.out_proj(gated)
 
 
 class BiMambaBlock(nn.Module):

@@ -1,14 +1,21 @@
-/* Mamba-1 selective scan, forward and backward, vectorised across channels.
+/* Mamba-1 selective scan with its step size and output gate fused, forward and backward,
+ * vectorised across channels:
  *
+ *     dt_t = softplus(delta_t + delta_bias)   (or delta_t + delta_bias: softplus off)
  *     h_t = exp(dt_t A_d) * h_{t-1} + dt_t u_t B_t,     y_t = C_t . h_t + D_d u_t
+ *     out_t = y_t * silu(z_t + z_bias)        (or y_t: no z)
+ *
+ * As Mamba's own kernel does, the step size's softplus and the output gate are done here,
+ * per (row, step, channel), where they cost little next to the recurrence's d_state-fold
+ * work; as separate PyTorch ops they were about ten passes over (B, T, d_inner) tensors
+ * forward and backward.
  *
  * Each batch row runs its recurrence for a block of LANES channels at once: the
- * channels are the vector lanes (u, dt and y are contiguous in the channel), and
- * the state is d_state vectors of LANES in L1, one per state index n, so every
+ * channels are the vector lanes (u, delta, z and out are contiguous in the channel),
+ * and the state is d_state vectors of LANES in L1, one per state index n, so every
  * operation of the inner loop is one vector operation and no sum crosses lanes.
- * (The previous version ran one (row, channel) pair at a time with the state
- * indices as lanes, which cost a sum across lanes per step.) Channels past the
- * last are padded with u = dt = 0, whose state stays 0 and whose gradients are 0.
+ * Channels past the last are padded with u = delta = 0: their state stays 0 (dt u = 0)
+ * and every gradient they would give is 0 or discarded.
  *
  * The backward pass recomputes the states of a block rather than storing the
  * forward's, so nothing beyond the inputs is kept for autograd. Its sums over
@@ -17,12 +24,13 @@
  * are `vec` variables, which gcc keeps in registers where an array would make
  * every step of the sum a store and a reload.
  *
- * Layout (row-major, contiguous float32):
- *   u, dt, y, gu, gdt: (nb, nt, nd)   A, gA: (nd, ns)   B, C, gB, gC: (nb, nt, ns)
- *   D, gD: (nd)
- * gA, gB, gC and gD are accumulated into: the caller zeroes them.
+ * Layout (row-major float32): u, delta, out, gout, gu, gdelta, gz: (nb, nt, nd) contiguous;
+ * z: (nb, nt, nd) with row stride zs (a half of a wider projection is read in place);
+ * A, gA: (nd, ns); B, C, gB, gC: (nb, nt, ns); D, delta_bias, z_bias and their
+ * gradients: (nd). z, delta_bias (and their gradients) may be NULL: absent. gA, gB,
+ * gC, gD, gdelta_bias and gz_bias are accumulated into: the caller zeroes them.
  * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
- * Built by models/native.py; exp is vectorised through glibc's libmvec.
+ * Built by models/native.py; exp and log1p are vectorised through glibc's libmvec.
  */
 #include <math.h>
 #include <stdint.h>
@@ -38,18 +46,42 @@
 typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
 #define V(p) (*(vec *)(p))
 
-/* A transposed into blocks of LANES channels, (blocks, ns, LANES), and D padded to
- * (blocks * LANES); lanes past the last channel are 0. */
-static void block_params(IN A, IN D, int64_t nd, int64_t ns, OUT At, OUT Dp)
+/* Per-channel parameters in blocks of LANES: A transposed to (blocks, ns, LANES), the
+ * vectors (D, delta_bias, z_bias) padded to blocks * LANES; a NULL vector reads as 0. */
+typedef struct {
+    float *At, *Dp, *dbp, *zbp;
+} Blocked;
+
+static void pad(IN src, int64_t nd, OUT dst)
+{
+    if (src)
+        memcpy(dst, src, sizeof(float) * nd);
+}
+
+static Blocked block_params(IN A, IN D, IN db, IN zb, int64_t nd, int64_t ns)
 {
     const int64_t blocks = (nd + LANES - 1) / LANES;
-    memset(At, 0, sizeof(float) * blocks * ns * LANES);
-    memset(Dp, 0, sizeof(float) * blocks * LANES);
-    for (int64_t d = 0; d < nd; d++) {
+    Blocked p = {
+        calloc(blocks * ns * LANES, sizeof(float)),
+        calloc(blocks * LANES, sizeof(float)),
+        calloc(blocks * LANES, sizeof(float)),
+        calloc(blocks * LANES, sizeof(float)),
+    };
+    for (int64_t d = 0; d < nd; d++)
         for (int64_t n = 0; n < ns; n++)
-            At[((d / LANES) * ns + n) * LANES + d % LANES] = A[d * ns + n];
-        Dp[d] = D[d];
-    }
+            p.At[((d / LANES) * ns + n) * LANES + d % LANES] = A[d * ns + n];
+    pad(D, nd, p.Dp);
+    pad(db, nd, p.dbp);
+    pad(zb, nd, p.zbp);
+    return p;
+}
+
+static void free_blocked(Blocked p)
+{
+    free(p.At);
+    free(p.Dp);
+    free(p.dbp);
+    free(p.zbp);
 }
 
 /* LANES values of src from index `at`, `width` of them real, the rest 0. A full block is
@@ -76,92 +108,120 @@ static inline void store(IN values, int64_t at, int64_t width, OUT dst)
         dst[at + j] = values[j];
 }
 
-void scan_forward(IN u, IN dt, IN A, IN B, IN C, IN D, OUT y, int64_t nb, int64_t nt,
-                  int64_t nd, int64_t ns)
+/* x + bias, and the step size: softplus of it (max(x, 0) + log1p(exp(-|x|)), which
+ * neither overflows nor loses small values) or it as it is. */
+static inline void step_size(IN raw, IN bias, int softplus, OUT x, OUT step)
+{
+    for (int j = 0; j < LANES; j++) {
+        x[j] = raw[j] + bias[j];
+        step[j] = softplus ? fmaxf(x[j], 0.0f) + log1pf(expf(-fabsf(x[j]))) : x[j];
+    }
+}
+
+/* 1 / (1 + exp(-x)), from e = exp(-|x|) in (0, 1] (no overflow to guard against):
+ * 1 / (1 + e) for x >= 0, e / (1 + e) below. */
+static inline void sigmoid(IN x, OUT s)
+{
+#pragma GCC unroll 1
+    for (int j = 0; j < LANES; j++) {
+        const float e = expf(-fabsf(x[j]));
+        s[j] = (x[j] >= 0.0f ? 1.0f : e) / (1.0f + e);
+    }
+}
+
+void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, IN z_bias,
+                  OUT out, int64_t nb, int64_t nt, int64_t nd, int64_t ns, int64_t zs,
+                  int64_t softplus)
 {
     const int64_t blocks = (nd + LANES - 1) / LANES;
-    float *At = malloc(sizeof(float) * blocks * ns * LANES);
-    float *Dp = malloc(sizeof(float) * blocks * LANES);
+    const Blocked p = block_params(A, D, delta_bias, z_bias, nd, ns);
     float *h = malloc(sizeof(float) * ns * LANES);
-    block_params(A, D, nd, ns, At, Dp);
     for (int64_t b = 0; b < nb; b++) {
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
-            IN Ak = At + k * ns * LANES;
-            IN Dk = Dp + k * LANES;
+            IN Ak = p.At + k * ns * LANES;
             memset(h, 0, sizeof(float) * ns * LANES);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                float uu[LANES], step[LANES], dtu[LANES], acc[LANES];
+                float uu[LANES], raw[LANES], x[LANES], step[LANES], acc[LANES];
                 load(u, at, width, uu);
-                load(dt, at, width, step);
-                for (int j = 0; j < LANES; j++) {
-                    dtu[j] = step[j] * uu[j];
-                    acc[j] = Dk[j] * uu[j];
-                }
+                load(delta, at, width, raw);
+                step_size(raw, p.dbp + d0, (int)softplus, x, step);
+                const vec stepv = V(step), dtuv = V(step) * V(uu);
+                vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
                     IN An = Ak + n * LANES;
                     OUT hn = h + n * LANES;
-                    const float bn = Bt[n], cn = Ct[n];
-                    for (int j = 0; j < LANES; j++) {
-                        hn[j] = expf(step[j] * An[j]) * hn[j] + dtu[j] * bn;
-                        acc[j] += cn * hn[j];
-                    }
+                    for (int j = 0; j < LANES; j++)
+                        hn[j] = expf(stepv[j] * An[j]) * hn[j] + dtuv[j] * Bt[n];
+                    accv += V(hn) * Ct[n];
                 }
-                store(acc, at, width, y);
+                V(acc) = accv;
+                if (z) {
+                    float g[LANES], s[LANES];
+                    load(z, (b * nt + t) * zs + d0, width, g);
+                    V(g) += V(p.zbp + d0);
+                    sigmoid(g, s);
+                    V(acc) *= V(g) * V(s);
+                }
+                store(acc, at, width, out);
             }
         }
     }
     free(h);
-    free(Dp);
-    free(At);
+    free_blocked(p);
 }
 
-void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, OUT gA,
-                   OUT gB, OUT gC, OUT gD, int64_t nb, int64_t nt, int64_t nd, int64_t ns)
+void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, IN z_bias,
+                   IN gout, OUT gu, OUT gdelta, OUT gA, OUT gB, OUT gC, OUT gD, OUT gz,
+                   OUT gdelta_bias, OUT gz_bias, int64_t nb, int64_t nt, int64_t nd,
+                   int64_t ns, int64_t zs, int64_t softplus)
 {
     const int64_t blocks = (nd + LANES - 1) / LANES, row = ns * LANES;
-    float *At = malloc(sizeof(float) * blocks * row);
-    float *Dp = malloc(sizeof(float) * blocks * LANES);
+    const Blocked p = block_params(A, D, delta_bias, z_bias, nd, ns);
     float *gAt = calloc(blocks * row, sizeof(float));
     float *gDp = calloc(blocks * LANES, sizeof(float));
+    float *gdbp = calloc(blocks * LANES, sizeof(float));
+    float *gzbp = calloc(blocks * LANES, sizeof(float));
     float *hs = malloc(sizeof(float) * (nt + 1) * row);  /* hs[t + 1] = h_t, hs[0] = 0 */
     float *decay = malloc(sizeof(float) * nt * row);      /* exp(dt_t A) */
+    float *steps = malloc(sizeof(float) * nt * LANES);    /* dt_t of the block */
+    float *ys = malloc(sizeof(float) * nt * LANES);       /* y_t before the gate */
     float *gh = malloc(sizeof(float) * row);
     float *gBl = malloc(sizeof(float) * nt * row);        /* gB, gC per lane of a row */
     float *gCl = malloc(sizeof(float) * nt * row);
-    block_params(A, D, nd, ns, At, Dp);
     for (int64_t b = 0; b < nb; b++) {
         memset(gBl, 0, sizeof(float) * nt * row);
         memset(gCl, 0, sizeof(float) * nt * row);
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
-            IN Ak = At + k * row;
-            IN Dk = Dp + k * LANES;
+            IN Ak = p.At + k * row;
             OUT gAk = gAt + k * row;
-            OUT gDk = gDp + k * LANES;
             memset(hs, 0, sizeof(float) * row);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
                 IN Bt = B + (b * nt + t) * ns;
-                float uu[LANES], step[LANES], dtu[LANES];
+                IN Ct = C + (b * nt + t) * ns;
+                float uu[LANES], raw[LANES], x[LANES];
                 load(u, at, width, uu);
-                load(dt, at, width, step);
-                for (int j = 0; j < LANES; j++)
-                    dtu[j] = step[j] * uu[j];
+                load(delta, at, width, raw);
+                step_size(raw, p.dbp + d0, (int)softplus, x, steps + t * LANES);
+                const vec stepv = V(steps + t * LANES), dtuv = stepv * V(uu);
+                vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
                     IN An = Ak + n * LANES;
                     IN prev = hs + t * row + n * LANES;
                     OUT next = hs + (t + 1) * row + n * LANES;
                     OUT a = decay + t * row + n * LANES;
-                    const float bn = Bt[n];
                     for (int j = 0; j < LANES; j++) {
-                        a[j] = expf(step[j] * An[j]);
-                        next[j] = a[j] * prev[j] + dtu[j] * bn;
+                        a[j] = expf(stepv[j] * An[j]);
+                        next[j] = a[j] * prev[j] + dtuv[j] * Bt[n];
                     }
+                    accv += V(next) * Ct[n];
                 }
+                V(ys + t * LANES) = accv;
             }
             /* gh carries dL/dh_t through the recurrence, already multiplied by the next
              * step's decay: dL/dh_t = gy_t C_t + exp(dt_{t+1} A) dL/dh_{t+1}. */
@@ -170,17 +230,24 @@ void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, 
                 const int64_t at = (b * nt + t) * nd + d0;
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                float g[LANES], uu[LANES], step[LANES], dtu[LANES];
-                float out_u[LANES], out_dt[LANES];
+                float g[LANES], uu[LANES], out_u[LANES], out_dt[LANES];
                 vec g_dtu = {0}, g_step = {0};
-                load(gy, at, width, g);
+                load(gout, at, width, g);
                 load(u, at, width, uu);
-                load(dt, at, width, step);
-                for (int j = 0; j < LANES; j++) {
-                    dtu[j] = step[j] * uu[j];
-                    gDk[j] += g[j] * uu[j];
+                if (z) {
+                    /* out = y silu(x), x = z + z_bias: dL/dy = g silu(x),
+                     * dL/dx = g y s (1 + x (1 - s)) with s = sigmoid(x). */
+                    float x[LANES], s[LANES], g_x[LANES];
+                    load(z, (b * nt + t) * zs + d0, width, x);
+                    V(x) += V(p.zbp + d0);
+                    sigmoid(x, s);
+                    V(g_x) = V(g) * V(ys + t * LANES) * V(s) * (1.0f + V(x) * (1.0f - V(s)));
+                    V(gzbp + d0) += V(g_x);
+                    store(g_x, at, width, gz);
+                    V(g) *= V(x) * V(s);
                 }
-                const vec gv = V(g), dtuv = V(dtu), stepv = V(step);
+                const vec gv = V(g), stepv = V(steps + t * LANES), dtuv = stepv * V(uu);
+                V(gDp + d0) += gv * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
                     const vec a = V(decay + t * row + n * LANES);
                     const vec prev = V(hs + t * row + n * LANES);
@@ -197,8 +264,17 @@ void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, 
                     V(gh + n * LANES) = g_h * a;
                 }
                 V(out_dt) = g_step + g_dtu * V(uu);
-                V(out_u) = gv * V(Dk) + g_dtu * stepv;
-                store(out_dt, at, width, gdt);
+                if (softplus) {
+                    /* d softplus(x) / dx = sigmoid(x), x = delta + delta_bias */
+                    float raw[LANES], x[LANES], s[LANES];
+                    load(delta, at, width, raw);
+                    V(x) = V(raw) + V(p.dbp + d0);
+                    sigmoid(x, s);
+                    V(out_dt) *= V(s);
+                }
+                V(gdbp + d0) += V(out_dt);
+                V(out_u) = gv * V(p.Dp + d0) + g_dtu * stepv;
+                store(out_dt, at, width, gdelta);
                 store(out_u, at, width, gu);
             }
         }
@@ -220,14 +296,21 @@ void scan_backward(IN u, IN dt, IN A, IN B, IN C, IN D, IN gy, OUT gu, OUT gdt, 
         for (int64_t n = 0; n < ns; n++)
             gA[d * ns + n] += gAt[((d / LANES) * ns + n) * LANES + d % LANES];
         gD[d] += gDp[d];
+        if (gdelta_bias)
+            gdelta_bias[d] += gdbp[d];
+        if (gz_bias)
+            gz_bias[d] += gzbp[d];
     }
     free(gCl);
     free(gBl);
     free(gh);
+    free(ys);
+    free(steps);
     free(decay);
     free(hs);
+    free(gzbp);
+    free(gdbp);
     free(gDp);
     free(gAt);
-    free(Dp);
-    free(At);
+    free_blocked(p);
 }
