@@ -13,7 +13,9 @@ y_t = C_t h_t + D x_t; out = out_proj(y * silu(z + b_z)). Bidirectional combinat
 
 Departures:
 - The scan (models/scan.py): a fused C kernel on CPU, a loop over time on other devices;
-  not the hardware-aware parallel scan or the CUDA kernel. It is the same recurrence.
+  not the hardware-aware parallel scan or the CUDA kernel. It is the same recurrence,
+  and like Mamba's kernel it applies dt_proj's bias and softplus and the output gate
+  itself (dt_proj's weight is applied outside, its bias inside: the same parameters).
 - Sandwich norm: both directions read LN_in(x) (Mamba's own residual block is pre-norm, so
   the dt / conv path sees unit-scale inputs whatever the feature scale); the paper's LN on
   the mixed output is kept, then dropout and the residual: x + drop(LN_out(mix)).
