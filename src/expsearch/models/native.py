@@ -1,7 +1,7 @@
 """The package's C kernels, compiled on first use and loaded with ctypes.
 
-    lib = native.kernel("selective_scan", scan_forward=(7, 4))  # 7 pointers, 4 int64s
-    if lib is not None: lib.scan_forward(u.data_ptr(), ..., batch, steps, d_inner, d_state)
+    lib = native.kernel("swoosh", swoosh_forward=(3, 1))  # 3 pointers, 1 int64
+    if lib is not None: lib.swoosh_forward(x.data_ptr(), params.data_ptr(), y.data_ptr(), n)
 
 Why C through ctypes rather than a torch C++ extension: the kernels take raw float
 pointers and need no torch headers, so a build is one `cc` call of about a second

@@ -2,7 +2,7 @@
 
     y = swoosh_l(x)    # softplus(x - 4) - 0.08 x - 0.035   (Zipformer's FFN)
     y = swoosh_r(x)    # softplus(x - 1) - 0.08 x - 0.313261687   (its conv module)
-    y = softplus(x)    # log(1 + exp(x))   (BiMamba's step sizes)
+    y = softplus(x)    # log(1 + exp(x))   (no model calls it now: BiMamba's scan kernel has its own)
 
 Why a kernel: in PyTorch each is four passes over the activations forward and
 three backward, and `softplus` alone ran at about 2 ns per element on one CPU
