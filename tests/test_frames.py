@@ -6,6 +6,8 @@ after an interruption, and caches that do not fit an extraction."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -300,3 +302,26 @@ def test_the_cli_decodes_once_and_extracts_from_the_cache(dataset, tmp_path, cap
                  "--frames", str(tmp_path / "frames")])  # fmt: skip
     assert code == 0 and open_store(store).index["decode"] == "shared"
     assert len(open_store(store).ids) == 8
+
+
+def test_decoding_imports_no_transformers_and_keeps_torch_threads(dataset, tmp_path):
+    """The decoding job needs the resize, not the models: transformers costs about
+    3 s of its start. Its worker threads run torch single-threaded (torch's own
+    pool on top oversubscribed the cores) and leave the caller's setting as it was."""
+    _, clips = dataset
+    table = tmp_path / "clips.csv"
+    clips.to_csv(table, index=False)
+    script = (
+        "import sys, pandas as pd, torch\n"
+        "from expsearch.features.frames import decode_frames\n"
+        "torch.set_num_threads(3)\n"
+        f"clips = pd.read_csv({str(table)!r}, dtype={{'id': str}})\n"
+        f"decode_frames(clips, {str(tmp_path / 'frames')!r}, {{64: [1]}}, fps=5.0,\n"
+        "              window_s=6.0, workers=2, progress=False)\n"
+        "print('transformers' in sys.modules, torch.get_num_threads())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.split()[-2:] == ["False", "3"], done.stderr
+    assert (tmp_path / "frames" / "index.json").is_file()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 # Frame and request times are computed in floating point on both sides
 # (e.g. 8.0 - 29 / 5 against pts * time_base); they count as equal within this.
@@ -253,10 +254,15 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
         previous = None  # (av.VideoFrame, its RGB array or None until needed)
         previous_time = -np.inf
         n_decoded = 0
+        # One converter for the whole file: `VideoFrame.to_ndarray(format=...)`
+        # builds a new swscale context for every frame, which cost 30x the
+        # conversion itself on small frames (3 ms against 0.1 ms at 160x96).
+        reformatter = VideoReformatter()
 
         def rgb(entry):
             if entry[1] is None:
-                array = entry[0].to_ndarray(format="rgb24", width=width, height=height)
+                converted = reformatter.reformat(entry[0], width=width, height=height, format="rgb24")
+                array = converted.to_ndarray()
                 entry[1] = np.rot90(array, turns)
             return entry[1]
 

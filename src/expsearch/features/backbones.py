@@ -9,7 +9,9 @@ where k = bb.frames_per_step. Frames of any size are resized (squashed, not crop
 bb.input_size square (`squash`), scaled to [0,1] and normalised as the weights expect;
 frames already at that size are used as they are. On CUDA the forward pass runs under
 bf16 autocast. `squash_uint8` is the same resize rounded back to uint8: the shared
-decoded-frames cache (`features.frames`) stores frames resized that way.
+decoded-frames cache (`features.frames`) stores frames resized that way. The resize
+lives in `features.resize`, which needs torch but not transformers, so that the
+decoding job does not import transformers (about 3 s).
 
 `BACKBONES` (defined in `features.specs`, which needs no torch) holds the paper's six
 backbones. Each one is built from its real transformers class in one of two ways:
@@ -32,13 +34,12 @@ step consumes 2 frames (`frames_per_step = 2`).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 import transformers
 
 from .checkpoints import Checkpoint, CheckpointError, resolve_checkpoint, with_files
 from .preprocessing import check_preprocessing
+from .resize import squash, squash_uint8, to_pixels
 from .specs import BACKBONES, HALF, IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, input_size
 
 __all__ = [
@@ -68,39 +69,6 @@ def _width(config) -> int:
 def _native_size(config) -> int:
     # V-JEPA 2 ties its RoPE grid to crop_size; the ViTs' position tables to image_size.
     return int(getattr(config, "crop_size", None) or config.image_size)
-
-
-def to_pixels(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) -> contiguous float32 (B*T, 3, H, W) in [0, 1]."""
-    b, t, h, w, _ = frames.shape
-    return frames.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float() / 255
-
-
-def squash(x: torch.Tensor, size: int) -> torch.Tensor:
-    """float (N, 3, H, W) -> (N, 3, size, size): the backbones' resize (squashed, not
-    cropped; antialiased bilinear). Every image is resized on its own, so the result of
-    one frame does not depend on the others in the call."""
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-
-def squash_uint8(frames: np.ndarray, size: int, chunk: int = 8) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> uint8 (T, size, size, 3): `squash` of the same float pixels
-    that `Backbone.encode` computes, rounded to the nearest level (so it differs from
-    encode's float resize by at most half a level, 1/510), `chunk` frames at a time (a
-    720p float window is ~0.7 GB). Frames already at `size` are returned as they are,
-    just as encode leaves them alone."""
-    t, h, w, _ = frames.shape
-    if (h, w) == (size, size):
-        return np.ascontiguousarray(frames)
-    out = np.empty((t, size, size, 3), np.uint8)
-    with torch.inference_mode():
-        for start in range(0, t, chunk):
-            x = to_pixels(
-                torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk]))[None]
-            )
-            y = (squash(x, size) * 255).round_().clamp_(0, 255).to(torch.uint8)
-            out[start : start + chunk] = y.permute(0, 2, 3, 1).numpy()
-    return out
 
 
 class Backbone:

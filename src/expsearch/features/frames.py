@@ -191,7 +191,9 @@ def decode_frames(
     """Decode every clip's window once into the cache at `out_dir` (its folder or
     index.json); returns the index. Bad clips are recorded, never fatal here: each
     extraction applies features.max_skipped_fraction."""
-    from .backbones import squash_uint8  # torch: only the decoding job needs it
+    import torch
+
+    from .resize import squash_uint8  # torch: only the decoding job needs it
 
     out_dir = Path(out_dir)
     out_dir = out_dir.parent if out_dir.name == INDEX else out_dir
@@ -237,17 +239,24 @@ def decode_frames(
         disable=not progress,
     )  # fmt: skip
     record = len(list(partial.glob("done-*.json")))
-    for (i, _row), result, error in _ahead(todo, work, workers, ahead=2 * workers):
-        if error is not None:
-            skipped[ids[i]] = error
-        else:
-            end, resized = result
-            for size, frames in resized.items():
-                arrays[size][i] = frames
-            fresh[ids[i]] = end
-        bar.update(1)
-        if len(fresh) >= flush_every:
-            record = _record(partial, record, arrays, fresh, ends)
+    # The worker threads are the parallelism: torch's own pool on top of them
+    # oversubscribed the cores (800 clips on 2 cores: 45 s, against 34 s this way).
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for (i, _row), result, error in _ahead(todo, work, workers, ahead=2 * workers):
+            if error is not None:
+                skipped[ids[i]] = error
+            else:
+                end, resized = result
+                for size, frames in resized.items():
+                    arrays[size][i] = frames
+                fresh[ids[i]] = end
+            bar.update(1)
+            if len(fresh) >= flush_every:
+                record = _record(partial, record, arrays, fresh, ends)
+    finally:
+        torch.set_num_threads(torch_threads)
     _record(partial, record, arrays, fresh, ends)
     bar.close()
 
