@@ -4,6 +4,10 @@ when its rule declares one, else from the videos)."""
 from expsearch.joblog import job_log
 
 with job_log(snakemake):
+    import torch
+
+    torch.set_num_threads(snakemake.threads)  # the cores Snakemake gave this job, no more
+
     from expsearch.jobs import extract_features
     from expsearch.settings import data_settings, feature_settings
 
