@@ -33,7 +33,7 @@ from expsearch.atomic import atomic_write_text
 from expsearch.models.classifier import ClipClassifier
 from expsearch.training.flops import experiment_flops, matmul_gflops, pass_flops
 from expsearch.training.losses import make_loss
-from expsearch.training.memory import keep_freed_memory
+from expsearch.memory import keep_freed_memory
 from expsearch.training.optim import make_optimizer
 
 ENCODERS = ("zipformer", "retnet", "bimamba", "hybrid", "xlstm")
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--sizes", default="embedded,paper")
     args = parser.parse_args()
-    keep_freed_memory()  # as every training process does (fit_config): see training/memory.py
+    keep_freed_memory()  # as every training process does (fit_config): see expsearch/memory.py
     rates = {threads: matmul_gflops(threads) for threads in (1, 2)}
     print(f"matmul fp32: {', '.join(f'{t} thread(s) {g:.0f} GFLOP/s' for t, g in rates.items())}")
     torch.set_num_threads(args.threads)

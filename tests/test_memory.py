@@ -1,4 +1,4 @@
-"""Freed training memory stays in the process (training/memory.py)."""
+"""Freed training memory stays in the process (expsearch/memory.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 BLOCK = """
 import ctypes, json, sys, torch
-from expsearch.training.memory import keep_freed_memory
+from expsearch.memory import keep_freed_memory
 class Info(ctypes.Structure):  # glibc's struct mallinfo2
     _fields_ = [(name, ctypes.c_size_t) for name in (
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",

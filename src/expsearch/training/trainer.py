@@ -30,7 +30,7 @@ from ..space import ConfigError
 from .batches import EpochSampler, augment
 from .data import SplitData, Task, window
 from .losses import make_loss
-from .memory import keep_freed_memory
+from ..memory import keep_freed_memory
 from .metrics import average_precision, mean_over_horizons, roc_auc
 from .optim import FlatAdamW, make_optimizer
 from .settings import TrainSettings
@@ -157,7 +157,7 @@ def fit_config(
     log: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Train `config` on task.train, choosing the epoch with the best validation AP."""
-    keep_freed_memory()  # once per process: see training/memory.py
+    keep_freed_memory()  # once per process: see expsearch/memory.py
     run = _prepare_run(RecordedConfig(config), task, settings)
     history: list[dict[str, float]] = []
     best = _BestEpoch()

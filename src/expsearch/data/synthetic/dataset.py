@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ...atomic import atomic_write_text
+from ...memory import keep_freed_memory
 from ..video import write_video
 from .render import render_clip, timeline
 from .scene import VARIANTS, Camera, Difficulty, RenderedClip, Variant
@@ -169,10 +170,11 @@ def generate(
     )
     with bar:
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
                 for _ in pool.map(_make_clip, jobs, chunksize=4):
                     bar.update()
         else:
+            keep_freed_memory()
             for job in jobs:
                 _make_clip(job)
                 bar.update()
