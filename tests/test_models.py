@@ -80,6 +80,16 @@ def _unreachable(model, pooling) -> list[str]:
     return decays[-1:]
 
 
+def test_mean_pooling_of_an_unpadded_batch_is_the_masked_mean_exactly():
+    h = torch.randn(5, 17, WIDTH, requires_grad=True)
+    mask = torch.ones(5, 17, dtype=torch.bool)
+    fast = Pooling("mean", WIDTH)(h, mask)
+    valid = mask.unsqueeze(-1)
+    assert torch.equal(fast, (h * valid).sum(1) / valid.sum(1).clamp(min=1))
+    (grad,) = torch.autograd.grad(fast.sum(), h)
+    assert torch.equal(grad, torch.full_like(h, 1 / 17))
+
+
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_bf16_autocast_agrees_with_fp32(encoder):
     """The GPU path trains under bf16 autocast; on the CPU the same ops run.
@@ -172,6 +182,36 @@ class TestContract:
         dead = dead_parameters(model)
         assert set(dead) <= set(_unreachable(model, pooling)), f"no gradient reaches {dead}"
 
+    def test_unpadded_batches_skip_the_fills_exactly(self, encoder, pooling, monkeypatch):
+        """With no padded step, `fill_padded` returns its input (models/padding.py):
+        outputs and gradients equal those of always filling, bit for bit. A padded
+        batch still fills (test_padding_never_changes_a_clip)."""
+        import expsearch.models.padding as padding
+
+        x = torch.randn(6, 14, INPUT_DIM)
+        lengths = torch.full((6,), 14)
+
+        def run():
+            model = build(encoder, pooling, depth=2).train()
+            out = model(x, lengths)
+            out.sum().backward()
+            return out.detach(), [p.grad for p in model.parameters() if p.grad is not None]
+
+        skipped = run()
+        calls = []
+
+        def always(t, padded, value):
+            calls.append(bool(padded.any()))
+            return t.masked_fill(padded, value)
+
+        for module in _modules_filling_padding():
+            monkeypatch.setattr(module, "fill_padded", always)
+        filled = run()
+        assert torch.equal(skipped[0], filled[0])
+        assert all(torch.equal(a, b) for a, b in zip(skipped[1], filled[1], strict=True))
+        assert calls and not any(calls)  # the fills ran, on masks with nothing padded
+        assert padding.fill_padded(x, torch.zeros(6, 14, 1, dtype=torch.bool), 0.0) is x
+
     def test_seeded_determinism(self, encoder, pooling):
         torch.manual_seed(5)
         x, lengths = torch.randn(3, 12, INPUT_DIM), torch.tensor([12, 5, 9])
@@ -226,3 +266,9 @@ def test_the_swish_output_gates_start_fully_open():
         assert torch.allclose(gate, torch.ones_like(gate), atol=1e-4), name
         (gate * torch.randn_like(gate)).sum().backward()
         assert weight.grad is not None and weight.grad.abs().max() > 0, name
+
+
+def _modules_filling_padding():
+    from expsearch.models import bimamba, pooling, retnet, xlstm, zipformer
+
+    return [bimamba, pooling, retnet, xlstm, zipformer]

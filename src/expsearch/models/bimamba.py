@@ -42,6 +42,7 @@ from torch import nn
 
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .padding import fill_padded
 from .retnet import GATE_OPEN
 from .scan import selective_scan
 
@@ -162,7 +163,7 @@ class BiMambaEncoder(nn.Module):
         pad = ~mask.unsqueeze(-1)
         # Zeroing the padding is not needed for invariance (reverse_valid + causal scans
         # give that) but keeps non-finite padding values from entering any arithmetic.
-        x = x.masked_fill(pad, 0.0)
+        x = fill_padded(x, pad, 0.0)
         for block in self.blocks:
             x = block(x, mask)
-        return self.norm(x).masked_fill(pad, 0.0)
+        return fill_padded(self.norm(x), pad, 0.0)

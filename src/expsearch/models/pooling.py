@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from .padding import fill_padded
+
 POOLINGS = ("attention", "mean", "last", "max")
 
 
@@ -32,12 +34,14 @@ class Pooling(nn.Module):
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         valid = mask.unsqueeze(-1)
         if self.kind == "mean":
+            if h.device.type == "cpu" and bool(mask.all()):  # see models/padding.py
+                return h.sum(1) / h.shape[1]
             return (h * valid).sum(1) / valid.sum(1).clamp(min=1)
         if self.kind == "max":
-            return h.masked_fill(~valid, float("-inf")).amax(1)
+            return fill_padded(h, ~valid, float("-inf")).amax(1)
         if self.kind == "last":
             last = mask.sum(1) - 1
             return h[torch.arange(h.shape[0], device=h.device), last]
         scores = self.key(h) @ self.query / math.sqrt(h.shape[-1])
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
+        weights = fill_padded(scores, ~mask, float("-inf")).softmax(dim=1)
         return (weights.unsqueeze(-1) * h).sum(1)

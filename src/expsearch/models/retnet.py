@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dropout import Dropout
+from .padding import fill_padded
 
 MIN_HORIZON, MAX_HORIZON = 2.0, 20.0
 GATE_OPEN = 1.2785  # swish(1.2785) = 1.000: output gates start fully open (see docstring)
@@ -138,8 +139,8 @@ class MultiScaleRetention(nn.Module):
         batch, steps, _ = x.shape
         padded = ~mask[:, None, :, None]
         q = rotary(self.split(self.q_proj(x)))
-        k = (rotary(self.split(self.k_proj(x))) * self.key_dim**-0.5).masked_fill(padded, 0.0)
-        v = self.split(self.v_proj(x)).masked_fill(padded, 0.0)
+        k = fill_padded(rotary(self.split(self.k_proj(x))) * self.key_dim**-0.5, padded, 0.0)
+        v = fill_padded(self.split(self.v_proj(x)), padded, 0.0)
         retention = (q @ k.transpose(-1, -2)) * decay_matrix(self.log_gamma, mask)
         scale = retention.detach().abs().sum(-1, keepdim=True).clamp(min=1.0)
         out = rms_norm((retention / scale) @ v)

@@ -43,6 +43,7 @@ from torch import nn
 from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .padding import fill_padded
 from .retnet import GATE_OPEN
 
 
@@ -169,7 +170,7 @@ class XLSTMEncoder(nn.Module):
         pad = ~mask.unsqueeze(-1)
         # The parallel cell multiplies padded values by exact zeros: zeroing them first keeps
         # a non-finite padding value (0 * inf = nan) from reaching valid steps.
-        x = x.masked_fill(pad, 0.0)
+        x = fill_padded(x, pad, 0.0)
         for block in self.blocks:
             x = block(x, lengths)
-        return self.norm(x).masked_fill(pad, 0.0)
+        return fill_padded(self.norm(x), pad, 0.0)

@@ -45,6 +45,7 @@ from torch import nn
 
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .padding import fill_padded
 from .swoosh import swoosh_l, swoosh_r
 
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
@@ -147,7 +148,7 @@ class Downsample(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, steps, width = x.shape
         pad = (-steps) % self.factor
-        x = F.pad(x.masked_fill(~mask.unsqueeze(-1), 0.0), (0, 0, 0, pad))
+        x = F.pad(fill_padded(x, ~mask.unsqueeze(-1), 0.0), (0, 0, 0, pad))
         valid = F.pad(mask, (0, pad), value=False).view(batch, -1, self.factor)
         any_valid = valid.any(-1)
         use = valid | ~any_valid.unsqueeze(-1)  # a fully padded window: plain weights on zeros
@@ -172,7 +173,7 @@ class SelfAttention(nn.Module):
         pos = torch.arange(steps, device=x.device)
         rel = (pos.unsqueeze(0) - pos.unsqueeze(1)).clamp(-MAX_REL, MAX_REL) + MAX_REL
         scores = scores + self.rel_bias[:, rel]
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        scores = fill_padded(scores, ~mask[:, None, None, :], float("-inf"))
         out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, steps, width)
         return self.dropout(self.out(out))
 
@@ -188,7 +189,7 @@ class ConvModule(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = F.glu(self.in_proj(x), dim=-1).masked_fill(~mask.unsqueeze(-1), 0.0)
+        x = fill_padded(F.glu(self.in_proj(x), dim=-1), ~mask.unsqueeze(-1), 0.0)
         x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
         return self.dropout(self.out(swoosh_r(x)))
 
@@ -270,7 +271,7 @@ class ZipformerEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: float (B, T, width); mask: bool (B, T), True = valid step, a prefix of each row
         with >= 1 valid step. Returns (B, T, width)."""
-        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        x = fill_padded(x, ~mask.unsqueeze(-1), 0.0)
         for stack in self.stacks:
             x = stack(x, mask)
         return self.norm(x)

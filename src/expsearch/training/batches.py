@@ -71,7 +71,15 @@ def augment(
         y = lam * y + (1 - lam) * y[partner]
         lengths = torch.maximum(lengths, lengths[partner])
     if feature_noise > 0:
-        valid = torch.arange(steps, device=x.device).unsqueeze(0) >= (steps - lengths).unsqueeze(1)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x = x + feature_noise * noise * valid.unsqueeze(-1)
+        noise.mul_(feature_noise)
+        # Only valid steps get noise; on the CPU an unpadded batch (the embedded
+        # clips never are padded) skips the mask, a pass over the batch that
+        # multiplies by ones (see models/padding.py).
+        if x.device.type != "cpu" or bool((lengths < steps).any()):
+            valid = torch.arange(steps, device=x.device).unsqueeze(0) >= (
+                steps - lengths
+            ).unsqueeze(1)
+            noise.mul_(valid.unsqueeze(-1))
+        x = x + noise
     return x, lengths, y
