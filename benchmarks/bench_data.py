@@ -1,5 +1,5 @@
-"""Benchmark of the data stages: synthetic generation, feature extraction per
-backbone, and feature-store reads.
+"""Benchmark of the data stages: synthetic generation, the shared decoded-frames
+cache, feature extraction per backbone, and feature-store reads.
 
     python benchmarks/bench_data.py --out results/bench/data.json [--repeats 3] [--clips 40]
 
@@ -28,6 +28,7 @@ from expsearch.data.sources import read_clips
 from expsearch.data.synthetic import generate
 from expsearch.features.backbones import BACKBONES
 from expsearch.features.extract import extract_store
+from expsearch.features.frames import decode_frames, frame_plan
 from expsearch.features.store import open_store, write_store
 
 
@@ -81,6 +82,18 @@ def main() -> None:
         print(f"  {report['synthetic_generation']['median_clips_per_s']:.1f} clips/s", flush=True)
 
         clips = read_clips("synthetic", scratch / "gen" / "train.csv", scratch / "gen" / "videos")
+        plan = frame_plan(list(BACKBONES), "random")
+        print(f"bench the shared decoded-frames cache ({plan}, 2 threads) ...", flush=True)
+
+        def decode():
+            shutil.rmtree(scratch / "frames", ignore_errors=True)
+            decode_frames(clips, scratch / "frames", plan, fps=5.0, window_s=6.0, workers=2,
+                          progress=False)  # fmt: skip
+
+        report["decode_frames"] = summary(timed(decode, args.repeats), len(clips), "clips")
+        report["decode_frames"].update(plan={str(k): v for k, v in plan.items()}, workers=2)
+        print(f"  {report['decode_frames']['median_clips_per_s']:.1f} clips/s", flush=True)
+
         report["extraction"] = {}
         for name in BACKBONES:
             print(f"bench extraction {name} (tiny, {device}) ...", flush=True)

@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 
 from expsearch.atomic import atomic_write_text
+from expsearch.memory import keep_freed_memory
 from expsearch.models.classifier import ClipClassifier
 from expsearch.training.flops import experiment_flops, matmul_gflops, pass_flops
 from expsearch.training.losses import make_loss
-from expsearch.memory import keep_freed_memory
 from expsearch.training.optim import make_optimizer
 
 ENCODERS = ("zipformer", "retnet", "bimamba", "hybrid", "xlstm")

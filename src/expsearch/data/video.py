@@ -261,7 +261,9 @@ def read_frames_at(path: str | Path, times_s: Sequence[float]) -> np.ndarray:
 
         def rgb(entry):
             if entry[1] is None:
-                converted = reformatter.reformat(entry[0], width=width, height=height, format="rgb24")
+                converted = reformatter.reformat(
+                    entry[0], width=width, height=height, format="rgb24"
+                )
                 array = converted.to_ndarray()
                 entry[1] = np.rot90(array, turns)
             return entry[1]
