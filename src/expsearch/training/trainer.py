@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from ..data.sources import DataError
+from ..memory import keep_freed_memory
 from ..models.classifier import ClipClassifier
 from ..space import ConfigError
 from .batches import EpochSampler, augment
 from .data import SplitData, Task, window
 from .losses import make_loss
-from ..memory import keep_freed_memory
 from .metrics import average_precision, mean_over_horizons, roc_auc
 from .optim import FlatAdamW, make_optimizer
 from .settings import TrainSettings
