@@ -2,9 +2,9 @@
 
     keep_freed_memory()     # once per process (cached, returns whether set)
 
-Training (`fit_config`) and the clip renderer's worker processes
-(`data.synthetic.generate`) call it: both allocate and free the same large
-arrays over and over.
+Training (`fit_config`) and the clip renderer (`data.synthetic.generate`,
+in its worker processes, or in its caller's process with one worker) call
+it: both allocate and free the same large arrays over and over.
 
 Why: a training step allocates and frees the same few hundred tensors every
 step, many of them 0.3-1 MB at width 64. glibc's malloc serves blocks above
