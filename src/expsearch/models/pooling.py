@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .padding import fill_padded
+from .padding import fill_padded, skip_padding
 
 POOLINGS = ("attention", "mean", "last", "max")
 
@@ -34,7 +34,7 @@ class Pooling(nn.Module):
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         valid = mask.unsqueeze(-1)
         if self.kind == "mean":
-            if h.device.type == "cpu" and bool(mask.all()):  # see models/padding.py
+            if skip_padding(h, ~mask):
                 return h.sum(1) / h.shape[1]
             return (h * valid).sum(1) / valid.sum(1).clamp(min=1)
         if self.kind == "max":

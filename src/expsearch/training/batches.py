@@ -23,6 +23,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ..models.padding import skip_padding
+
 
 class EpochSampler:
     def __init__(self, targets: torch.Tensor, oversample_ratio: float, batch_size: int, seed: int):
@@ -73,10 +75,9 @@ def augment(
     if feature_noise > 0:
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         noise.mul_(feature_noise)
-        # Only valid steps get noise; on the CPU an unpadded batch (the embedded
-        # clips never are padded) skips the mask, a pass over the batch that
-        # multiplies by ones (see models/padding.py).
-        if x.device.type != "cpu" or bool((lengths < steps).any()):
+        # Only valid steps get noise; an unpadded batch on the CPU (the embedded
+        # clips never are padded) skips the mask, a pass that multiplies by ones.
+        if not skip_padding(x, lengths < steps):
             valid = torch.arange(steps, device=x.device).unsqueeze(0) >= (
                 steps - lengths
             ).unsqueeze(1)
