@@ -1,13 +1,15 @@
 """xLSTM (bidirectional mLSTM) encoder: shapes, non-finite padding, the stabilised cell
-against the unstabilised formula, and overflow safety. Padding invariance and gradients:
-test_models."""
+against the unstabilised formula, overflow safety, and the cell's C kernel against the
+PyTorch form. Padding invariance and gradients: test_models."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from expsearch.models.xlstm import XLSTMEncoder, mlstm_parallel, mlstm_recurrent
+from expsearch.models import mlstm_kernel, native, xlstm
+from expsearch.models.mlstm_kernel import fused_mlstm
+from expsearch.models.xlstm import XLSTMEncoder, mlstm_cell, mlstm_parallel, mlstm_recurrent
 
 from .conftest import prefix_mask
 
@@ -134,3 +136,92 @@ def test_large_long_inputs_stay_finite_and_runs_are_deterministic():
     x.requires_grad_(True)
     model(x, mask).square().mean().backward()
     assert torch.isfinite(x.grad).all()
+
+
+needs_kernel = pytest.mark.skipif(
+    native.library("mlstm") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _block_inputs(batch, steps, heads, d, scale, seed=0):
+    """qkv (B, T, H, 3d) and gates (B, T, 2H), float64, as the block lays them out."""
+    gen = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(batch, steps, heads, 3 * d, generator=gen, dtype=torch.float64)
+    gates = scale * torch.randn(batch, steps, 2 * heads, generator=gen, dtype=torch.float64)
+    gates[..., heads:] += 2.0  # forget gates mostly open, as the block initialises them
+    return qkv, gates
+
+
+def _parallel_form(qkv, gates):
+    q, k, v = (t.transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    i_pre, f_pre = gates.transpose(1, 2).chunk(2, dim=1)
+    return mlstm_parallel(q, k, v, i_pre, f_pre).transpose(1, 2)
+
+
+@needs_kernel
+# T = 1, a T past one vector of 16 steps, a head size that is not a whole number of
+# vectors, the embedded default's (T 20, 4 heads of 32), and 3 vectors of steps.
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1, 4), (3, 17, 2, 5), (2, 12, 3, 8), (4, 20, 4, 32), (2, 40, 2, 16)]
+)
+@pytest.mark.parametrize("scale", [1.0, 50.0])  # 50: exp(i) overflows float32 unstabilised
+def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, scale):
+    reference = [t.requires_grad_() for t in _block_inputs(*shape, scale)]
+    expected = _parallel_form(*reference)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = fused_mlstm(*inputs)
+    assert got.shape == expected.shape and torch.isfinite(got).all()
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    # The yardstick: the PyTorch form's own float32 error against float64. Large gates
+    # make the cell ill-conditioned (both reach ~1e-4 of the gradients' scale at 50).
+    as32 = [t.detach().float().requires_grad_() for t in reference]
+    out32 = _parallel_form(*as32)
+    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
+    names = ["h", "qkv", "gates"]
+    for name, value, torch32, want in zip(names, [got, *grads], yard, [expected, *expected_grads],
+                                          strict=True):  # fmt: skip
+        scale_of = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale_of
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+
+
+@needs_kernel
+def test_kernel_reads_a_non_contiguous_upstream_gradient():
+    qkv, gates = (t.float().requires_grad_() for t in _block_inputs(3, 9, 2, 8, 1.0))
+    grad = torch.randn(3, 2, 9, 8).transpose(1, 2)  # (B, T, H, d) values, other strides
+    assert not grad.is_contiguous()
+    got = torch.autograd.grad(fused_mlstm(qkv, gates), [qkv, gates], grad)
+    want = torch.autograd.grad(fused_mlstm(qkv, gates), [qkv, gates], grad.contiguous())
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)
+
+
+@needs_kernel
+def test_the_block_uses_the_kernel_on_cpu_float32_only(monkeypatch):
+    calls = []
+    real = xlstm.fused_mlstm
+    monkeypatch.setattr(xlstm, "fused_mlstm", lambda *a: calls.append(a) or real(*a))
+    qkv, gates = _block_inputs(2, 5, 2, 4, 1.0)
+    as32 = mlstm_cell(qkv.float(), gates.float())
+    assert len(calls) == 1
+    as64 = mlstm_cell(qkv, gates)  # float64: the PyTorch form
+    assert len(calls) == 1
+    torch.testing.assert_close(as32.double(), as64, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="gates"):
+        fused_mlstm(qkv.float(), gates.float()[..., :3])
+
+
+def test_disabled_kernels_run_the_parallel_form(monkeypatch):
+    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
+    native.library.cache_clear()
+    native.kernel.cache_clear()
+    try:
+        qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
+        assert not mlstm_kernel.available(qkv, gates)
+        torch.testing.assert_close(mlstm_cell(qkv, gates), _parallel_form(qkv, gates))
+    finally:
+        native.library.cache_clear()
+        native.kernel.cache_clear()

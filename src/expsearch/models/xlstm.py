@@ -11,7 +11,8 @@ per head with head size d and m_0 = -inf, C_0 = 0, n_0 = 0:
     h_t = (C_t^T q_t) / max(|n_t^T q_t|, exp(-m_t))
 (`mlstm_recurrent` below, kept as the readable reference), computed in its equivalent
 parallel form (`mlstm_parallel`, as the reference's parallel_stabilized_simple): at T <= 30
-a (T, T) gate matrix is cheaper than storing a d x d memory per step for autograd.
+a (T, T) gate matrix is cheaper than storing a d x d memory per step for autograd. On a
+CPU the block runs that form as one C kernel (models/mlstm_kernel.py, `mlstm_cell`).
 Block: the xLSTM "pre up-projection" mLSTM block: x + drop(down(h * silu(z + b_z))) with
 (x_m, z) = up(LN(x)) (factor 2); q, k from silu(causal conv4(x_m)), v from x_m; i, f gates
 from (q, k, v); per-head norm and a learned skip of the conv output; 4 heads.
@@ -43,6 +44,7 @@ from torch import nn
 from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .mlstm_kernel import available, fused_mlstm
 from .padding import fill_padded
 from .retnet import GATE_OPEN
 
@@ -65,6 +67,17 @@ def mlstm_parallel(
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(d) * torch.exp(log_w - m)  # exp <= 1
     normaliser = torch.maximum(scores.sum(dim=-1, keepdim=True).abs(), torch.exp(-m))
     return (scores / normaliser) @ v
+
+
+def mlstm_cell(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """`mlstm_parallel` on the block's layout: qkv (B, T, H, 3d), each head's q | k | v;
+    gates (B, T, 2H), the heads' i then their f. Returns h (B, T, H, d). On a CPU, the C
+    kernel of models/mlstm_kernel.py; elsewhere the PyTorch form."""
+    if available(qkv, gates):
+        return fused_mlstm(qkv, gates)
+    q, k, v = (t.transpose(1, 2) for t in qkv.chunk(3, dim=-1))  # (B, H, T, d) each
+    i_pre, f_pre = gates.transpose(1, 2).chunk(2, dim=1)  # (B, H, T) each
+    return mlstm_parallel(q, k, v, i_pre, f_pre).transpose(1, 2)
 
 
 def mlstm_recurrent(
@@ -120,11 +133,11 @@ class MLSTMDirection(nn.Module):
         q = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), self.qkv[0])
         k = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), self.qkv[1])
         v = torch.einsum("bthd,hde->bthe", x_m.reshape(per_head), self.qkv[2])
-        qkv = torch.cat([q, k, v], dim=-1).view(batch, steps, 3 * inner)
-        i_pre, f_pre = self.gates(qkv).transpose(1, 2).chunk(2, dim=1)  # (B, H, T) each
-        h = mlstm_parallel(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), i_pre, f_pre)
+        qkv = torch.cat([q, k, v], dim=-1)  # (B, T, H, 3d): per head q | k | v
+        gates = self.gates(qkv.view(batch, steps, 3 * inner))  # (B, T, 2H): i, then f
+        h = mlstm_cell(qkv, gates)  # (B, T, H, d)
         # Per-head LayerNorm without bias (the reference's MultiHeadLayerNorm).
-        h = F.layer_norm(h.transpose(1, 2), (self.head_dim,)).reshape(batch, steps, inner)
+        h = F.layer_norm(h, (self.head_dim,)).reshape(batch, steps, inner)
         return h * self.norm_weight + self.skip * x_c
 
 

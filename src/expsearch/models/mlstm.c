@@ -1,0 +1,305 @@
+/* The mLSTM cell of xLSTM in its stabilised parallel form, forward and backward, one
+ * (row, head) at a time (models/mlstm_kernel.py calls it, models/xlstm.py gives the
+ * formulation and the PyTorch reference `mlstm_parallel`):
+ *
+ *     cum_t = sum_{r <= t} log sigmoid(f_r)
+ *     w_ts  = cum_t - cum_s + i_s  (s <= t),   m_t = max_s w_ts
+ *     D_ts  = exp(w_ts - m_t),                 S_ts = (q_t . k_s) / sqrt(d) * D_ts
+ *     n_t   = max(|sum_s S_ts|, exp(-m_t)),    h_t  = sum_s (S_ts / n_t) v_s
+ *
+ * m is a constant to the backward: h does not depend on it (numerator and normaliser
+ * both scale by exp(-m)), as in the reference, which detaches it.
+ *
+ * Why a kernel: at the sizes searched (T <= 30, head size 32) each (row, head) is a
+ * T x T problem that fits in L1, while the PyTorch form runs about thirty passes over
+ * (B, H, T, T) tensors forward and backward, each written to memory and read back:
+ * about 40 % of an xLSTM training step on one core, for a few MFLOP of arithmetic.
+ * The backward recomputes D and q.k rather than keeping them from the forward. The
+ * work per (row, head) is small T x T x d products, run LANES steps or LANES
+ * channels at a time in vector registers.
+ *
+ * Layout (row-major float32): qkv and its gradient (nb, nt, nh, 3 nd): each head's
+ * q, k and v side by side at every step; h and its gradient (nb, nt, nh, nd); gates and
+ * their gradient (nb, nt, 2 nh): i of head h at h, f at nh + h.
+ * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
+ * No infinities are used (the build has -ffast-math): an m below about -88 gives
+ * exp(-m) = inf, hence n = inf and h = 0, as in the reference.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IN const float *restrict
+#define OUT float *restrict
+#define LANES 16
+
+/* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
+typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
+#define V(p) (*(vec *)(p))
+
+typedef struct {
+    int64_t nb, nt, nh, nd;
+} Dims;
+
+/* Per-call scratch for one (row, head): D and QK (T x np), two rows (gP, row), eight
+ * per-step vectors, and k and v transposed to (d, np), so that q.k and g.v for a whole
+ * row of u run over u in contiguous vectors instead of one reduction across d per pair. */
+typedef struct {
+    float *D, *QK, *gP, *row, *cum, *m, *e, *n, *rowsum, *gcum, *gi, *ig, *Kt, *Vt;
+} Scratch;
+
+/* Steps rounded up to whole vectors: the row stride of D, QK, Kt and Vt. */
+static inline int64_t padded(int64_t nt)
+{
+    return (nt + LANES - 1) / LANES * LANES;
+}
+
+static Scratch scratch_new(int64_t nt, int64_t nd)
+{
+    const int64_t np = padded(nt);
+    /* calloc: the padding columns of Kt and Vt must read as 0. */
+    float *block = calloc(2 * nt * np + 2 * np + 8 * nt + 2 * nd * np, sizeof(float));
+    Scratch s = {.D = block};
+    s.QK = s.D + nt * np;
+    s.gP = s.QK + nt * np;
+    s.row = s.gP + np;
+    s.cum = s.row + np;
+    s.m = s.cum + nt;
+    s.e = s.m + nt;
+    s.n = s.e + nt;
+    s.rowsum = s.n + nt;
+    s.gcum = s.rowsum + nt;
+    s.gi = s.gcum + nt;
+    s.ig = s.gi + nt;
+    s.Kt = s.ig + nt;
+    s.Vt = s.Kt + nd * np;
+    return s;
+}
+
+/* out[j] = sum_{u < len} w[u] rows[u * stride + j] for j < nd: a weighted sum of len
+ * vectors of nd, LANES of j at a time in a register (then the last nd % LANES). */
+static inline void combine(IN w, IN rows, int64_t stride, int64_t len, int64_t nd, OUT out)
+{
+    int64_t j0 = 0;
+    for (; j0 + LANES <= nd; j0 += LANES) {
+        vec acc = {0};
+        for (int64_t u = 0; u < len; u++)
+            acc += w[u] * V(rows + u * stride + j0);
+        V(out + j0) = acc;
+    }
+    for (; j0 < nd; j0++) {
+        float acc = 0.0f;
+        for (int64_t u = 0; u < len; u++)
+            acc += w[u] * rows[u * stride + j0];
+        out[j0] = acc;
+    }
+}
+
+/* row[u] = sum_j x[j] Mt[j, u] for u < len (rounded up to whole vectors): x times the
+ * (nd, np) matrix Mt, a vector of LANES columns at a time, accumulated in a register. */
+static inline void row_times(IN x, IN Mt, int64_t nd, int64_t np, int64_t len, OUT row)
+{
+    for (int64_t u0 = 0; u0 < len; u0 += LANES) {
+        vec acc = {0};
+        for (int64_t j = 0; j < nd; j++)
+            acc += x[j] * V(Mt + j * np + u0);
+        V(row + u0) = acc;
+    }
+}
+
+/* Column `offset` .. offset + nd of each step's head vector, transposed to (nd, np); the
+ * padding columns stay 0 from the scratch's calloc. */
+static void transpose_head(IN qkv_b, int64_t step, int64_t offset, int64_t nt, int64_t nd,
+                           OUT dst)
+{
+    const int64_t np = padded(nt);
+    for (int64_t u = 0; u < nt; u++) {
+        IN x = qkv_b + u * step + offset;
+        for (int64_t j = 0; j < nd; j++)
+            dst[j * np + u] = x[j];
+    }
+}
+
+/* log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)), as torch computes it. */
+static inline float log_sigmoid(float x)
+{
+    return fminf(x, 0.0f) - log1pf(expf(-fabsf(x)));
+}
+
+/* out[i] = f(x[i]) over a whole array, in one vectorised pass (libmvec): the gates' log
+ * sigmoid and sigmoid(-x) for every row and head at once, instead of a scalar call per
+ * step inside each head's loop. */
+static float *log_sigmoid_all(IN x, int64_t count)
+{
+    float *out = malloc(sizeof(float) * count);
+    for (int64_t i = 0; i < count; i++)
+        out[i] = log_sigmoid(x[i]);
+    return out;
+}
+
+/* sigmoid(-x) from e = exp(-|x|) in (0, 1]: no overflow, where 1 / (1 + exp(x)) would
+ * reach inf and fast-math's reciprocal turns 1 / inf into NaN. */
+static float *sigmoid_neg_all(IN x, int64_t count)
+{
+    float *out = malloc(sizeof(float) * count);
+    for (int64_t i = 0; i < count; i++) {
+        const float e = expf(-fabsf(x[i]));
+        out[i] = (x[i] > 0.0f ? e : 1.0f) / (1.0f + e);
+    }
+    return out;
+}
+
+/* cum, m, e = exp(-m), D (row t: columns 0..t), QK = q.k / sqrt(d), rowsum and n of head
+ * `hd`, and Kt. qkv_b, gates_b, ls_b: the row's first step of qkv, gates and their log
+ * sigmoid. */
+static void cell(IN qkv_b, IN gates_b, IN ls_b, int64_t hd, Dims z, Scratch s)
+{
+    const int64_t step = z.nh * 3 * z.nd, gstep = 2 * z.nh, nt = z.nt, nd = z.nd;
+    const int64_t np = padded(nt);
+    const float inv_root = 1.0f / sqrtf((float)nd);
+    float c = 0.0f;
+    for (int64_t t = 0; t < nt; t++) {
+        c += ls_b[t * gstep + z.nh + hd];
+        s.cum[t] = c;
+        s.ig[t] = gates_b[t * gstep + hd];
+    }
+    transpose_head(qkv_b, step, hd * 3 * nd + nd, nt, nd, s.Kt);
+    for (int64_t t = 0; t < nt; t++) {
+        const int64_t len = t + 1;
+        float *D = s.D + t * np, *QK = s.QK + t * np;
+        IN cum = s.cum;
+        IN ig = s.ig;
+        const float ct = cum[t];
+        for (int64_t u = 0; u < len; u++)
+            D[u] = ct - cum[u] + ig[u];
+        float m = D[0];
+        for (int64_t u = 1; u < len; u++)
+            m = fmaxf(m, D[u]);
+        for (int64_t u = 0; u < len; u++)
+            D[u] = expf(D[u] - m);
+        row_times(qkv_b + t * step + hd * 3 * nd, s.Kt, nd, np, len, QK);
+        float sum = 0.0f;
+        for (int64_t u = 0; u < len; u++) {
+            QK[u] *= inv_root;
+            sum += QK[u] * D[u];
+        }
+        s.m[t] = m;
+        s.rowsum[t] = sum;
+    }
+    for (int64_t t = 0; t < nt; t++) {
+        s.e[t] = expf(-s.m[t]);
+        s.n[t] = fmaxf(fabsf(s.rowsum[t]), s.e[t]);
+    }
+}
+
+void mlstm_forward(IN qkv, IN gates, OUT h, int64_t nb, int64_t nt, int64_t nh, int64_t nd)
+{
+    const Dims z = {nb, nt, nh, nd};
+    const int64_t step = nh * 3 * nd, np = padded(nt);
+    Scratch s = scratch_new(nt, nd);
+    float *ls = log_sigmoid_all(gates, nb * nt * 2 * nh);
+    for (int64_t b = 0; b < nb; b++) {
+        IN qkv_b = qkv + b * nt * step;
+        IN gates_b = gates + b * nt * 2 * nh;
+        for (int64_t hd = 0; hd < nh; hd++) {
+            cell(qkv_b, gates_b, ls + b * nt * 2 * nh, hd, z, s);
+            for (int64_t t = 0; t < nt; t++) {
+                IN D = s.D + t * np;
+                IN QK = s.QK + t * np;
+                const float n = s.n[t];
+                for (int64_t u = 0; u <= t; u++)
+                    s.row[u] = QK[u] * D[u] / n;
+                combine(s.row, qkv_b + hd * 3 * nd + 2 * nd, step, t + 1, nd,
+                        h + ((b * nt + t) * nh + hd) * nd);
+            }
+        }
+    }
+    free(ls);
+    free(s.D);
+}
+
+/* d n / d rowsum: sign(rowsum) where |rowsum| is the larger, half of it at a tie
+ * (torch.maximum splits a tie's gradient), 0 where exp(-m) is the larger. */
+static inline float normaliser_slope(float rowsum, float e)
+{
+    const float a = fabsf(rowsum);
+    const float sign = rowsum > 0.0f ? 1.0f : (rowsum < 0.0f ? -1.0f : 0.0f);
+    return a > e ? sign : (a == e ? 0.5f * sign : 0.0f);
+}
+
+void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, int64_t nt,
+                    int64_t nh, int64_t nd)
+{
+    const Dims z = {nb, nt, nh, nd};
+    const int64_t step = nh * 3 * nd, gstep = 2 * nh, np = padded(nt);
+    const float inv_root = 1.0f / sqrtf((float)nd);
+    Scratch s = scratch_new(nt, nd);
+    float *ls = log_sigmoid_all(gates, nb * nt * gstep);
+    float *sn = sigmoid_neg_all(gates, nb * nt * gstep);
+    for (int64_t b = 0; b < nb; b++) {
+        IN qkv_b = qkv + b * nt * step;
+        IN gates_b = gates + b * nt * gstep;
+        IN gh_b = gh + b * nt * nh * nd;
+        float *gqkv_b = gqkv + b * nt * step;
+        for (int64_t hd = 0; hd < nh; hd++) {
+            const int64_t at = hd * 3 * nd;
+            cell(qkv_b, gates_b, ls + b * nt * gstep, hd, z, s);
+            transpose_head(qkv_b, step, at + 2 * nd, nt, nd, s.Vt);
+            memset(s.gcum, 0, sizeof(float) * nt);
+            memset(s.gi, 0, sizeof(float) * nt);
+            /* Row t: h_t = sum_u P_tu v_u with P = S / n, so dL/dP_tu = g_t . v_u and
+             * dL/dn_t = -sum_u dL/dP_tu P_tu / n_t. Row t of D becomes P and row t of QK
+             * becomes dL/d(q.k): the columns of both give dL/dv and dL/dk after the rows. */
+            for (int64_t t = 0; t < nt; t++) {
+                float *D = s.D + t * np, *QK = s.QK + t * np;
+                const float n = s.n[t];
+                row_times(gh_b + (t * nh + hd) * nd, s.Vt, nd, np, t + 1, s.gP);
+                float gn = 0.0f;
+                for (int64_t u = 0; u <= t; u++) {
+                    s.row[u] = QK[u] * D[u] / n;
+                    gn -= s.gP[u] * s.row[u];
+                }
+                const float g_sum = gn / n * normaliser_slope(s.rowsum[t], s.e[t]);
+                float g_row = 0.0f;
+                for (int64_t u = 0; u <= t; u++) {
+                    const float g_s = s.gP[u] / n + g_sum;  /* dL/dS_tu */
+                    const float g_w = g_s * QK[u] * D[u];   /* through exp(w - m) */
+                    QK[u] = g_s * D[u] * inv_root;          /* through q.k / sqrt(d) */
+                    D[u] = s.row[u];
+                    /* w_tu = cum_t - cum_u + i_u */
+                    s.gi[u] += g_w;
+                    s.gcum[u] -= g_w;
+                    g_row += g_w;
+                }
+                s.gcum[t] += g_row;
+                /* dL/dq_t = sum_u dL/d(q.k)_tu k_u / sqrt(d) (the 1/sqrt(d) is in QK). */
+                combine(QK, qkv_b + at + nd, step, t + 1, nd, gqkv_b + t * step + at);
+            }
+            /* Column u: dL/dv_u = sum_{t >= u} P_tu g_t, dL/dk_u = sum_{t >= u}
+             * dL/d(q.k)_tu q_t. */
+            for (int64_t u = 0; u < nt; u++) {
+                const int64_t len = nt - u;
+                for (int64_t t = u; t < nt; t++) {
+                    s.row[t - u] = s.D[t * np + u];
+                    s.gP[t - u] = s.QK[t * np + u];
+                }
+                combine(s.row, gh_b + (u * nh + hd) * nd, nh * nd, len, nd,
+                        gqkv_b + u * step + at + 2 * nd);
+                combine(s.gP, qkv_b + u * step + at, step, len, nd, gqkv_b + u * step + at + nd);
+            }
+            /* cum_t = sum_{r <= t} log sigmoid(f_r): dL/df_r = sum_{t >= r} dL/dcum_t
+             * times sigmoid(-f_r). */
+            float acc = 0.0f;
+            for (int64_t t = nt - 1; t >= 0; t--) {
+                const int64_t at_t = (b * nt + t) * gstep;
+                acc += s.gcum[t];
+                ggates[at_t + hd] = s.gi[t];
+                ggates[at_t + nh + hd] = acc * sn[at_t + nh + hd];
+            }
+        }
+    }
+    free(sn);
+    free(ls);
+    free(s.D);
+}
