@@ -105,6 +105,26 @@ def test_fused_step_size_and_gate_equal_the_loop(shape, options):
         assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
 
 
+def test_decays_from_one_to_underflow_match_the_loop():
+    # dt A from about -130 to 0: the kernel's inline exp over float's whole range and past
+    # its underflow (below -87.3), where states and gradients must stay finite.
+    u, dt, _, B, C, D = _inputs(2, 12, 20, 16)
+    A = -torch.logspace(-2, 2.4, 20 * 16, dtype=torch.float64).view(20, 16)
+    reference = [t.requires_grad_() for t in (u, dt, A, B, C, D)]
+    expected = selective_scan_loop(*reference)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = FusedSelectiveScan.apply(*inputs)
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-4)
+    names = ["u", "dt", "A", "B", "C", "D"]
+    for name, grad, want in zip(names, grads, expected_grads, strict=True):
+        assert torch.isfinite(grad).all(), name
+        scale = want.abs().max().item() + 1.0
+        assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
+
+
 def test_non_contiguous_inputs_are_read_correctly():
     u, dt, A, B, C, D = (t.float() for t in _inputs(3, 9, 6, 4))
     u_t = u.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides

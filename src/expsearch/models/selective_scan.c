@@ -30,7 +30,8 @@
  * gradients: (nd). z, delta_bias (and their gradients) may be NULL: absent. gA, gB,
  * gC, gD, gdelta_bias and gz_bias are accumulated into: the caller zeroes them.
  * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
- * Built by models/native.py; exp and log1p are vectorised through glibc's libmvec.
+ * Built by models/native.py. The recurrence's exp is inline (vexp); the per-step
+ * softplus and sigmoid go through glibc's libmvec.
  */
 #include <math.h>
 #include <stdint.h>
@@ -45,6 +46,33 @@
 /* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
 typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
 #define V(p) (*(vec *)(p))
+
+/* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
+ * [-ln2/2, ln2/2], about 1 ulp): the inner loops call it once per state index, and
+ * libmvec's expf, a call, made gcc spill the loop's vector registers around every one.
+ * Below -87.3 (where float's exp leaves the normal range) it gives 0. */
+static inline vec vexp(vec x)
+{
+    float out[LANES];
+    for (int j = 0; j < LANES; j++) {
+        const float xj = fminf(fmaxf(x[j], -87.3f), 88.3f);
+        const float n = floorf(xj * 1.44269504088896341f + 0.5f);
+        const float r = (xj - n * 0.693359375f) + n * 2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        union {
+            int32_t i;
+            float f;
+        } scale = {.i = ((int32_t)n + 127) << 23};
+        out[j] = x[j] < -87.3f ? 0.0f : p * scale.f;
+    }
+    return V(out);
+}
 
 /* Per-channel parameters in blocks of LANES: A transposed to (blocks, ns, LANES), the
  * vectors (D, delta_bias, z_bias) padded to blocks * LANES; a NULL vector reads as 0. */
@@ -154,8 +182,7 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
                 for (int64_t n = 0; n < ns; n++) {
                     IN An = Ak + n * LANES;
                     OUT hn = h + n * LANES;
-                    for (int j = 0; j < LANES; j++)
-                        hn[j] = expf(stepv[j] * An[j]) * hn[j] + dtuv[j] * Bt[n];
+                    V(hn) = vexp(stepv * V(An)) * V(hn) + dtuv * Bt[n];
                     accv += V(hn) * Ct[n];
                 }
                 V(acc) = accv;
@@ -215,10 +242,8 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                     IN prev = hs + t * row + n * LANES;
                     OUT next = hs + (t + 1) * row + n * LANES;
                     OUT a = decay + t * row + n * LANES;
-                    for (int j = 0; j < LANES; j++) {
-                        a[j] = expf(stepv[j] * An[j]);
-                        next[j] = a[j] * prev[j] + dtuv[j] * Bt[n];
-                    }
+                    V(a) = vexp(stepv * V(An));
+                    V(next) = V(a) * V(prev) + dtuv * Bt[n];
                     accv += V(next) * Ct[n];
                 }
                 V(ys + t * LANES) = accv;
