@@ -7,9 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from expsearch.models import mlstm_kernel, native, xlstm
+from expsearch.models import mlstm_kernel, native
 from expsearch.models.mlstm_kernel import fused_mlstm
-from expsearch.models.xlstm import XLSTMEncoder, mlstm_cell, mlstm_parallel, mlstm_recurrent
+from expsearch.models.xlstm import (
+    XLSTMEncoder,
+    mlstm_cell,
+    mlstm_parallel,
+    mlstm_parallel_block,
+    mlstm_recurrent,
+)
 
 from .conftest import prefix_mask
 
@@ -152,12 +158,6 @@ def _block_inputs(batch, steps, heads, d, scale, seed=0):
     return qkv, gates
 
 
-def _parallel_form(qkv, gates):
-    q, k, v = (t.transpose(1, 2) for t in qkv.chunk(3, dim=-1))
-    i_pre, f_pre = gates.transpose(1, 2).chunk(2, dim=1)
-    return mlstm_parallel(q, k, v, i_pre, f_pre).transpose(1, 2)
-
-
 @needs_kernel
 # T = 1, a T past one vector of 16 steps, a head size that is not a whole number of
 # vectors, the embedded default's (T 20, 4 heads of 32), and 3 vectors of steps.
@@ -167,7 +167,7 @@ def _parallel_form(qkv, gates):
 @pytest.mark.parametrize("scale", [1.0, 50.0])  # 50: exp(i) overflows float32 unstabilised
 def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, scale):
     reference = [t.requires_grad_() for t in _block_inputs(*shape, scale)]
-    expected = _parallel_form(*reference)
+    expected = mlstm_parallel_block(*reference)
     grad_out = torch.randn_like(expected)
     expected_grads = torch.autograd.grad(expected, reference, grad_out)
 
@@ -178,7 +178,7 @@ def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, sca
     # The yardstick: the PyTorch form's own float32 error against float64. Large gates
     # make the cell ill-conditioned (both reach ~1e-4 of the gradients' scale at 50).
     as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = _parallel_form(*as32)
+    out32 = mlstm_parallel_block(*as32)
     yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
     names = ["h", "qkv", "gates"]
     for name, value, torch32, want in zip(names, [got, *grads], yard, [expected, *expected_grads],
@@ -202,8 +202,8 @@ def test_kernel_reads_a_non_contiguous_upstream_gradient():
 @needs_kernel
 def test_the_block_uses_the_kernel_on_cpu_float32_only(monkeypatch):
     calls = []
-    real = xlstm.fused_mlstm
-    monkeypatch.setattr(xlstm, "fused_mlstm", lambda *a: calls.append(a) or real(*a))
+    real = mlstm_kernel.fused_mlstm
+    monkeypatch.setattr(mlstm_kernel, "fused_mlstm", lambda *a: calls.append(a) or real(*a))
     qkv, gates = _block_inputs(2, 5, 2, 4, 1.0)
     as32 = mlstm_cell(qkv.float(), gates.float())
     assert len(calls) == 1
@@ -221,7 +221,7 @@ def test_disabled_kernels_run_the_parallel_form(monkeypatch):
     try:
         qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
         assert not mlstm_kernel.available(qkv, gates)
-        torch.testing.assert_close(mlstm_cell(qkv, gates), _parallel_form(qkv, gates))
+        torch.testing.assert_close(mlstm_cell(qkv, gates), mlstm_parallel_block(qkv, gates))
     finally:
         native.library.cache_clear()
         native.kernel.cache_clear()

@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import mlstm_kernel
 from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
-from .mlstm_kernel import available, fused_mlstm
 from .padding import fill_padded
 from .retnet import GATE_OPEN
 
@@ -72,9 +72,14 @@ def mlstm_parallel(
 def mlstm_cell(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
     """`mlstm_parallel` on the block's layout: qkv (B, T, H, 3d), each head's q | k | v;
     gates (B, T, 2H), the heads' i then their f. Returns h (B, T, H, d). On a CPU, the C
-    kernel of models/mlstm_kernel.py; elsewhere the PyTorch form."""
-    if available(qkv, gates):
-        return fused_mlstm(qkv, gates)
+    kernel of models/mlstm_kernel.py; elsewhere `mlstm_parallel_block`."""
+    if mlstm_kernel.available(qkv, gates):
+        return mlstm_kernel.fused_mlstm(qkv, gates)
+    return mlstm_parallel_block(qkv, gates)
+
+
+def mlstm_parallel_block(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """`mlstm_parallel` in PyTorch on the block's layout (see `mlstm_cell`)."""
     q, k, v = (t.transpose(1, 2) for t in qkv.chunk(3, dim=-1))  # (B, H, T, d) each
     i_pre, f_pre = gates.transpose(1, 2).chunk(2, dim=1)  # (B, H, T) each
     return mlstm_parallel(q, k, v, i_pre, f_pre).transpose(1, 2)
