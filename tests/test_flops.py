@@ -64,6 +64,18 @@ def test_the_xlstm_count_does_not_depend_on_which_cell_path_ran(monkeypatch):
     assert pass_flops(model, batch=4, steps=6, width=16) == with_kernel
 
 
+def test_the_retnet_count_does_not_depend_on_which_retention_path_ran(monkeypatch):
+    from expsearch.models import retention_kernel
+
+    if not retention_kernel.available(torch.zeros(1)):
+        pytest.skip("no C compiler: the retention kernel cannot be built")
+    model = ClipClassifier(16, "retnet", "mean", 64, 2, 0.0)
+    with_kernel = pass_flops(model, batch=4, steps=6, width=16)
+    # The PyTorch form, whose (T, T) matmuls the counter sees itself.
+    monkeypatch.setattr(retention_kernel, "available", lambda *tensors: False)
+    assert pass_flops(model, batch=4, steps=6, width=16) == with_kernel
+
+
 def test_an_experiment_is_its_steps_and_its_evaluations():
     config = _config("retnet")
     cost = experiment_flops(config, feature_width=16, n_train=40, n_val=10, n_test=7)

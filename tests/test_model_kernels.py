@@ -190,3 +190,20 @@ def test_softplus_is_torchs():
     expected.sum().backward()
     torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(x.grad, y.grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(native.library("mlstm") is None, reason="no C compiler")
+def test_editing_an_included_header_rebuilds_the_kernel(tmp_path, monkeypatch):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "probe.c").write_text('#include "probe.h"\nint probe(void) { return VALUE; }\n')
+    monkeypatch.setattr(native, "SOURCES", sources)
+    monkeypatch.setenv("EXPSEARCH_CACHE", str(tmp_path / "cache"))
+    answers = []
+    for value in (1, 2):
+        (sources / "probe.h").write_text(f"#define VALUE {value}\n")
+        native.library.cache_clear()
+        answers.append(native.library("probe").probe())
+    native.library.cache_clear()
+    assert answers == [1, 2]  # a stale build would answer 1 twice
+    assert len(list((tmp_path / "cache").glob("probe-*.so"))) == 2

@@ -1,5 +1,6 @@
 """RetNet temporal encoder: shapes, the decay matrix, retention against a naive loop,
-and distinct per-head horizons. Padding invariance and gradients: test_models."""
+distinct per-head horizons, and the C kernel of the retention core against the PyTorch
+form. Padding invariance and gradients: test_models."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import math
 import pytest
 import torch
 
+from expsearch.models import native, retention_kernel
+from expsearch.models.retention_kernel import fused_retention
 from expsearch.models.retnet import (
     MultiScaleRetention,
     RetNetEncoder,
     decay_matrix,
     head_count,
+    head_log_gammas,
+    retention,
+    retention_parallel,
     rotary,
+    rotary_angles,
 )
 
 from .conftest import prefix_mask
@@ -108,8 +115,12 @@ def test_retention_matches_a_naive_loop():
     got = module(x, mask)
     want = naive_retention(module, x, mask)
     assert torch.allclose(got, want, atol=1e-10)
-    q = rotary(module.split(module.q_proj(x)))
-    k = rotary(module.split(module.k_proj(x))) / math.sqrt(module.key_dim)
+
+    def split(y):  # (B, T, H d) -> (B, H, T, d)
+        return y.view(*y.shape[:2], module.heads, -1).transpose(1, 2)
+
+    q = rotary(split(module.q_proj(x)))
+    k = rotary(split(module.k_proj(x))) / math.sqrt(module.key_dim)
     k = k * mask[:, None, :, None]
     row_sums = ((q @ k.transpose(-1, -2)) * decay_matrix(module.log_gamma, mask)).abs().sum(-1)
     assert (row_sums > 1).any() and (row_sums < 1).any()
@@ -127,3 +138,134 @@ def test_heads_have_different_horizons():
     near = decay[:, n - 2 : n + 3].sum(-1) / decay.sum(-1)
     assert (near[1:] < near[:-1] - 0.02).all(), near
     assert near[0] > 0.8 and near[-1] < 0.32, near
+
+
+needs_kernel = pytest.mark.skipif(
+    native.library("retention") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _core_inputs(batch, steps, heads, d, e, lengths, scale, seed=0):
+    """q, k (B, T, H d), v (B, T, H e) in float64 and the decay for `lengths` (None: no
+    padding, one (1, H, T, T) matrix for every row, as the module passes it then)."""
+    gen = torch.Generator().manual_seed(seed)
+    q = scale * torch.randn(batch, steps, heads * d, generator=gen, dtype=torch.float64)
+    k = scale * torch.randn(batch, steps, heads * d, generator=gen, dtype=torch.float64)
+    v = torch.randn(batch, steps, heads * e, generator=gen, dtype=torch.float64)
+    log_gamma = head_log_gammas(heads).double()
+    if lengths is None:
+        decay = decay_matrix(log_gamma, prefix_mask([steps], steps))
+    else:
+        mask = prefix_mask(lengths, steps)
+        decay = decay_matrix(log_gamma, mask)
+        k, v = k * mask[..., None], v * mask[..., None]  # as the module zeroes them
+    return q, k, v, decay
+
+
+def _kernel_call(q, k, v, decay, heads):
+    cos, sin = rotary_angles(q.shape[1], q.shape[2] // heads // 2, q.device, q.dtype)
+    return fused_retention(q, k, v, cos, sin, decay, heads)
+
+
+@needs_kernel
+# T = 1, padded rows (one of a single step), T one whole vector of 16 and past it, the
+# embedded default's (T 20, 2 heads of 32 keys and 64 values), head sizes that are not
+# whole vectors. Both sides of the normaliser's clamp: at scale 0.3 rows' sums of |R|
+# fall below 1 (divided by 1), at scale 3 above (divided by the sum).
+@pytest.mark.parametrize(
+    ("shape", "lengths"),
+    [
+        ((1, 1, 1, 4, 4), None),
+        ((3, 7, 2, 8, 16), [7, 5, 2]),
+        ((2, 16, 1, 32, 64), None),
+        ((2, 20, 2, 32, 64), None),
+        ((4, 33, 3, 6, 10), [33, 1, 20, 17]),
+    ],
+)
+@pytest.mark.parametrize("scale", [0.3, 3.0])
+def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, lengths, scale):
+    *reference, decay = _core_inputs(*shape, lengths, scale)
+    heads = shape[2]
+    reference = [t.requires_grad_() for t in reference]
+    expected = retention_parallel(*reference, decay, heads)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = _kernel_call(*inputs, decay.float(), heads)
+    assert got.shape == expected.shape and torch.isfinite(got).all()
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    # The yardstick: the PyTorch form's own float32 error against float64.
+    as32 = [t.detach().float().requires_grad_() for t in reference]
+    out32 = retention_parallel(*as32, decay.float(), heads)
+    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
+    for name, value, torch32, want in zip("yqkv", [got, *grads], yard, [expected, *expected_grads],
+                                          strict=True):  # fmt: skip
+        scale_of = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale_of
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+    q, k = (rotary(t.view(*t.shape[:2], heads, -1).transpose(1, 2)) for t in reference[:2])
+    sums = ((q @ k.transpose(-1, -2)) * decay).abs().sum(-1) / math.sqrt(shape[3])
+    assert ((sums < 1) if scale < 1 else (sums > 1)).any()
+
+
+@needs_kernel
+def test_kernel_reads_a_non_contiguous_upstream_gradient():
+    q, k, v, decay = (t.float() for t in _core_inputs(3, 9, 2, 8, 12, [9, 4, 9], 1.0))
+    inputs = [t.requires_grad_() for t in (q, k, v)]
+    grad = torch.randn(3, 24, 9).transpose(1, 2)  # (B, T, H e) values, other strides
+    assert not grad.is_contiguous()
+    got = torch.autograd.grad(_kernel_call(*inputs, decay, 2), inputs, grad)
+    want = torch.autograd.grad(_kernel_call(*inputs, decay, 2), inputs, grad.contiguous())
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)
+
+
+@needs_kernel
+def test_the_module_uses_the_kernel_on_cpu_float32_only(monkeypatch):
+    calls = []
+    real = retention_kernel.fused_retention
+    monkeypatch.setattr(retention_kernel, "fused_retention", lambda *a: calls.append(a) or real(*a))
+    torch.manual_seed(0)
+    module = MultiScaleRetention(64)
+    x, mask = torch.randn(2, 9, 64), prefix_mask([9, 6], 9)
+    as32 = module(x, mask)
+    assert len(calls) == 1
+    as64 = module.double()(x.double(), mask)  # float64: the PyTorch form
+    assert len(calls) == 1
+    torch.testing.assert_close(as32.double(), as64, atol=1e-5, rtol=1e-4)
+    q, k, v, decay = (t.float() for t in _core_inputs(2, 5, 2, 4, 8, None, 1.0))
+    with pytest.raises(ValueError, match="decay"):
+        _kernel_call(q, k, v, decay[..., :4], 2)
+    with pytest.raises(ValueError, match="d even"):
+        _kernel_call(q[..., :6], k[..., :6], v, decay, 2)  # heads of 3 keys
+
+
+def test_disabled_kernels_run_the_parallel_form(monkeypatch):
+    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
+    native.library.cache_clear()
+    native.kernel.cache_clear()
+    try:
+        q, k, v, decay = (t.float() for t in _core_inputs(2, 5, 2, 4, 8, [5, 3], 1.0))
+        assert not retention_kernel.available(q, k, v, decay)
+        torch.testing.assert_close(
+            retention(q, k, v, decay, 2), retention_parallel(q, k, v, decay, 2)
+        )
+    finally:
+        native.library.cache_clear()
+        native.kernel.cache_clear()
+
+
+def test_the_unpadded_decay_is_made_once_per_length_and_follows_the_gammas():
+    module = MultiScaleRetention(64)
+    full = prefix_mask([12, 12, 12], 12)
+    first = module.decay(full)
+    assert first.shape == (1, module.heads, 12, 12)
+    assert module.decay(full) is first  # kept: the same tensor, not made again
+    torch.testing.assert_close(first.expand(3, -1, -1, -1), decay_matrix(module.log_gamma, full))
+    assert module.decay(prefix_mask([8], 8)).shape[-1] == 8  # another length: made anew
+    padded = prefix_mask([12, 5, 12], 12)  # padding: per row, never kept
+    torch.testing.assert_close(module.decay(padded), decay_matrix(module.log_gamma, padded))
+    with torch.no_grad():
+        module.log_gamma.mul_(2)  # an edit in place (a new _version): not the old matrix
+    torch.testing.assert_close(module.decay(full)[0], decay_matrix(module.log_gamma, full)[0])
+    assert module.double().decay(full).dtype == torch.float64  # .double(): a new buffer

@@ -30,13 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IN const float *restrict
-#define OUT float *restrict
-#define LANES 16
-
-/* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
-typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
-#define V(p) (*(vec *)(p))
+#include "vector.h"
 
 typedef struct {
     int64_t nb, nt, nh, nd;
@@ -48,12 +42,6 @@ typedef struct {
 typedef struct {
     float *D, *QK, *gP, *row, *cum, *m, *e, *n, *rowsum, *gcum, *gi, *ig, *Kt, *Vt;
 } Scratch;
-
-/* Steps rounded up to whole vectors: the row stride of D, QK, Kt and Vt. */
-static inline int64_t padded(int64_t nt)
-{
-    return (nt + LANES - 1) / LANES * LANES;
-}
 
 static Scratch scratch_new(int64_t nt, int64_t nd)
 {
@@ -75,50 +63,6 @@ static Scratch scratch_new(int64_t nt, int64_t nd)
     s.Kt = s.ig + nt;
     s.Vt = s.Kt + nd * np;
     return s;
-}
-
-/* out[j] = sum_{u < len} w[u] rows[u * stride + j] for j < nd: a weighted sum of len
- * vectors of nd, LANES of j at a time in a register (then the last nd % LANES). */
-static inline void combine(IN w, IN rows, int64_t stride, int64_t len, int64_t nd, OUT out)
-{
-    int64_t j0 = 0;
-    for (; j0 + LANES <= nd; j0 += LANES) {
-        vec acc = {0};
-        for (int64_t u = 0; u < len; u++)
-            acc += w[u] * V(rows + u * stride + j0);
-        V(out + j0) = acc;
-    }
-    for (; j0 < nd; j0++) {
-        float acc = 0.0f;
-        for (int64_t u = 0; u < len; u++)
-            acc += w[u] * rows[u * stride + j0];
-        out[j0] = acc;
-    }
-}
-
-/* row[u] = sum_j x[j] Mt[j, u] for u < len (rounded up to whole vectors): x times the
- * (nd, np) matrix Mt, a vector of LANES columns at a time, accumulated in a register. */
-static inline void row_times(IN x, IN Mt, int64_t nd, int64_t np, int64_t len, OUT row)
-{
-    for (int64_t u0 = 0; u0 < len; u0 += LANES) {
-        vec acc = {0};
-        for (int64_t j = 0; j < nd; j++)
-            acc += x[j] * V(Mt + j * np + u0);
-        V(row + u0) = acc;
-    }
-}
-
-/* Column `offset` .. offset + nd of each step's head vector, transposed to (nd, np); the
- * padding columns stay 0 from the scratch's calloc. */
-static void transpose_head(IN qkv_b, int64_t step, int64_t offset, int64_t nt, int64_t nd,
-                           OUT dst)
-{
-    const int64_t np = padded(nt);
-    for (int64_t u = 0; u < nt; u++) {
-        IN x = qkv_b + u * step + offset;
-        for (int64_t j = 0; j < nd; j++)
-            dst[j * np + u] = x[j];
-    }
 }
 
 /* log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)), as torch computes it. */
@@ -164,7 +108,7 @@ static void cell(IN qkv_b, IN gates_b, IN ls_b, int64_t hd, Dims z, Scratch s)
         s.cum[t] = c;
         s.ig[t] = gates_b[t * gstep + hd];
     }
-    transpose_head(qkv_b, step, hd * 3 * nd + nd, nt, nd, s.Kt);
+    transpose_rows(qkv_b + hd * 3 * nd + nd, step, nt, nd, s.Kt);
     for (int64_t t = 0; t < nt; t++) {
         const int64_t len = t + 1;
         float *D = s.D + t * np, *QK = s.QK + t * np;
@@ -245,7 +189,7 @@ void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, i
         for (int64_t hd = 0; hd < nh; hd++) {
             const int64_t at = hd * 3 * nd;
             cell(qkv_b, gates_b, ls + b * nt * gstep, hd, z, s);
-            transpose_head(qkv_b, step, at + 2 * nd, nt, nd, s.Vt);
+            transpose_rows(qkv_b + at + 2 * nd, step, nt, nd, s.Vt);
             memset(s.gcum, 0, sizeof(float) * nt);
             memset(s.gi, 0, sizeof(float) * nt);
             /* Row t: h_t = sum_u P_tu v_u with P = S / n, so dL/dP_tu = g_t . v_u and

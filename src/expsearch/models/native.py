@@ -6,10 +6,11 @@
 Why C through ctypes rather than a torch C++ extension: the kernels take raw float
 pointers and need no torch headers, so a build is one `cc` call of about a second
 (torch's extension headers take most of a minute), with nothing to install beyond
-a C compiler. The shared object is cached per source, compiler, flags and CPU
-under `$EXPSEARCH_CACHE` (default `~/.cache/expsearch/native`); concurrent first
-uses (two shards starting together) each build into a temporary file and rename it
-into place, so a reader never sees a half-written library.
+a C compiler. The shared object is cached per source (with the package's headers),
+compiler, flags and CPU under `$EXPSEARCH_CACHE` (default
+`~/.cache/expsearch/native`); concurrent first uses (two shards starting together)
+each build into a temporary file and rename it into place, so a reader never sees a
+half-written library.
 
 `EXPSEARCH_NATIVE=0` turns every kernel off (the PyTorch fallbacks run instead):
 for A/B benchmarks and to rule the kernels out when debugging. A failed build is
@@ -90,6 +91,7 @@ def library(name: str) -> ctypes.CDLL | None:
         "\0".join(
             [
                 source.read_text(),
+                *(header.read_text() for header in sorted(SOURCES.glob("*.h"))),  # #included
                 compiler,
                 *COMPILE_FLAGS,
                 *LINK_FLAGS,

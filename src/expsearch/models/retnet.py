@@ -12,6 +12,9 @@ of architecture/retnet.py. Multi-scale retention, per head h with key dim d:
 Block (pre-norm): x = x + drop(MSR(LN(x))); x = x + drop(FFN(LN(x))), FFN = Linear-GELU-
 Linear. Encoder: `depth` blocks and a final LayerNorm. Sizes follow the RetNet paper:
 value and gate dim 2*width, FFN hidden 2*width; heads = min(width // 32, 8) (>= 1).
+The core from RoPE to the RMS norm is `retention_parallel`; on a CPU it runs as one C
+kernel (models/retention_kernel.py), and without padding the decay matrix is made once
+per clip length.
 
 Departures from the reference (a causal language model):
 - Non-causal decay D[n, m] = gamma^|n - m| (bidirectional): a clip is classified whole.
@@ -53,14 +56,16 @@ README's quality section has the numbers). A data-dependent decay would be anoth
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import retention_kernel
 from .dropout import Dropout
-from .padding import fill_padded
+from .padding import fill_padded, skip_padding
 
 MIN_HORIZON, MAX_HORIZON = 2.0, 20.0
 GATE_OPEN = 1.2785  # swish(1.2785) = 1.000: output gates start fully open (see docstring)
@@ -101,15 +106,48 @@ def rotary(x: torch.Tensor) -> torch.Tensor:
     """Plain RoPE on (B, H, T, d), positions 0..T-1: pair (i, i + d/2) is turned by
     angle t * base^(-i / (d/2))."""
     half = x.shape[-1] // 2
-    freqs = ROPE_BASE ** (-torch.arange(half, device=x.device, dtype=x.dtype) / half)
-    angle = torch.arange(x.shape[-2], device=x.device, dtype=x.dtype)[:, None] * freqs
-    cos, sin = angle.cos(), angle.sin()
+    cos, sin = rotary_angles(x.shape[-2], half, x.device, x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
+@functools.cache
+def rotary_angles(steps: int, half: int, device: torch.device, dtype: torch.dtype):
+    """RoPE's (T, d/2) cosines and sines, made once per shape."""
+    freqs = ROPE_BASE ** (-torch.arange(half, device=device, dtype=dtype) / half)
+    angle = torch.arange(steps, device=device, dtype=dtype)[:, None] * freqs
+    return angle.cos(), angle.sin()
+
+
 def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def retention_parallel(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, decay: torch.Tensor, heads: int
+) -> torch.Tensor:
+    """The retention core in PyTorch: q, k (B, T, H d) and v (B, T, H e) as projected,
+    decay (1 or B, H, T, T) from `decay_matrix` -> RMSNorm_per_head(R V) (B, T, H e)."""
+    batch, steps = q.shape[:2]
+
+    def split(x):  # (B, T, H*e) -> (B, H, T, e)
+        return x.view(batch, steps, heads, -1).transpose(1, 2)
+
+    q, k = rotary(split(q)), rotary(split(k)) * (q.shape[-1] // heads) ** -0.5
+    retention = (q @ k.transpose(-1, -2)) * decay
+    scale = retention.detach().abs().sum(-1, keepdim=True).clamp(min=1.0)
+    out = rms_norm((retention / scale) @ split(v))
+    return out.transpose(1, 2).reshape(batch, steps, -1)
+
+
+def retention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, decay: torch.Tensor, heads: int
+) -> torch.Tensor:
+    """`retention_parallel`; on a CPU, the C kernel of models/retention_kernel.py."""
+    if retention_kernel.available(q, k, v, decay):
+        cos, sin = rotary_angles(q.shape[1], q.shape[2] // heads // 2, q.device, q.dtype)
+        return retention_kernel.fused_retention(q, k, v, cos, sin, decay, heads)
+    return retention_parallel(q, k, v, decay, heads)
 
 
 class MultiScaleRetention(nn.Module):
@@ -127,24 +165,29 @@ class MultiScaleRetention(nn.Module):
         self.out_proj = nn.Linear(self.value_dim, width, bias=False)
         self.g_bias = nn.Parameter(torch.full((self.value_dim,), GATE_OPEN))
         self.register_buffer("log_gamma", head_log_gammas(self.heads))
+        self.unpadded_decay: dict[tuple, torch.Tensor] = {}  # see `decay`
         for proj in (self.q_proj, self.k_proj, self.v_proj):
             nn.init.xavier_uniform_(proj.weight, gain=2**-2.5)
         nn.init.zeros_(self.g_proj.weight)  # open-gate init: swish(0 + GATE_OPEN) = 1
         nn.init.xavier_uniform_(self.out_proj.weight, gain=0.1)
 
-    def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, H*e) -> (B, H, T, e)
-        return x.view(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
+    def decay(self, mask: torch.Tensor) -> torch.Tensor:
+        """`decay_matrix` for this mask; without padding it depends on T alone, and the
+        one (1, H, T, T) matrix is kept per T rather than made for every row."""
+        if not skip_padding(self.log_gamma, ~mask):
+            return decay_matrix(self.log_gamma, mask)
+        gammas = self.log_gamma  # a new tensor after .to() or .double(); _version counts edits
+        key = (mask.shape[1], gammas.data_ptr(), gammas._version, gammas.dtype)
+        if key not in self.unpadded_decay:
+            self.unpadded_decay.clear()
+            self.unpadded_decay[key] = decay_matrix(gammas, mask[:1])
+        return self.unpadded_decay[key]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, steps, _ = x.shape
-        padded = ~mask[:, None, :, None]
-        q = rotary(self.split(self.q_proj(x)))
-        k = fill_padded(rotary(self.split(self.k_proj(x))) * self.key_dim**-0.5, padded, 0.0)
-        v = fill_padded(self.split(self.v_proj(x)), padded, 0.0)
-        retention = (q @ k.transpose(-1, -2)) * decay_matrix(self.log_gamma, mask)
-        scale = retention.detach().abs().sum(-1, keepdim=True).clamp(min=1.0)
-        out = rms_norm((retention / scale) @ v)
-        out = out.transpose(1, 2).reshape(batch, steps, self.value_dim)
+        padded = ~mask.unsqueeze(-1)
+        k = fill_padded(self.k_proj(x), padded, 0.0)
+        v = fill_padded(self.v_proj(x), padded, 0.0)
+        out = retention(self.q_proj(x), k, v, self.decay(mask), self.heads)
         return self.out_proj(F.silu(self.g_proj(x) + self.g_bias) * out)
 
 

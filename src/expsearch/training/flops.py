@@ -10,10 +10,10 @@ config's batch size and sequence length (matmuls, convolutions, attention;
 one multiply-add = 2 FLOPs). Elementwise work is not in that count, except
 the selective scan of BiMamba (and the Hybrid's Mamba layers), whose
 recurrence is its main arithmetic: it is counted exactly, per element and
-step, and added. The xLSTM cell's two (T, T) matmuls run inside a C kernel
-on the CPU, where the counter cannot see them: they are then counted as the
-counter counts them in the PyTorch form, so the total does not depend on
-which path ran. The optimiser's elementwise update is left out (a few
+step, and added. The xLSTM cell's and RetNet retention's two (T, T)
+matmuls run inside C kernels on the CPU, where the counter cannot see them:
+they are then counted as the counter counts them in the PyTorch forms, so
+the total does not depend on which path ran. The optimiser's elementwise update is left out (a few
 FLOPs per parameter per step, under 1 % here). An experiment is its
 training steps, a validation pass per epoch and the final validation and
 test passes: the cost of `fit_config` plus the test evaluation.
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import mlstm_kernel
+from ..models import mlstm_kernel, retention_kernel
 from ..models.classifier import ClipClassifier
 from .batches import EpochSampler
 
@@ -79,6 +79,18 @@ def _mlstm_cell_flops(model: torch.nn.Module, batch: int, steps: int) -> int:
     )
 
 
+def _retention_flops(model: torch.nn.Module, batch: int, steps: int) -> int:
+    """Forward FLOPs of every retention core's parallel form: q k^T, 2 B H T^2 d, and
+    R @ v, 2 B H T^2 e (its backward: twice that, as for the mLSTM cell)."""
+    from ..models.retnet import MultiScaleRetention
+
+    return sum(
+        2 * batch * steps * steps * (m.heads * m.key_dim + m.value_dim)
+        for m in model.modules()
+        if isinstance(m, MultiScaleRetention)
+    )
+
+
 def pass_flops(model: ClipClassifier, batch: int, steps: int, width: int) -> dict[str, int]:
     """Counted FLOPs of one forward and one forward+backward of `batch` full-length clips."""
     x = torch.randn(batch, steps, width)
@@ -96,6 +108,8 @@ def pass_flops(model: ClipClassifier, batch: int, steps: int, width: int) -> dic
     model.train(was_training)
     scan = _scan_elements(model, batch, steps)
     unseen = _mlstm_cell_flops(model, batch, steps) if mlstm_kernel.available(x) else 0
+    if retention_kernel.available(x):
+        unseen += _retention_flops(model, batch, steps)
     forward, both = forward + unseen, both + 3 * unseen
     return {
         "forward": forward + SCAN_FORWARD * scan,

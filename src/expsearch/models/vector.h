@@ -1,0 +1,101 @@
+/* Vector helpers of the kernels that solve one small (T x T) problem per (row, head) in
+ * L1 (mlstm.c, retention.c): a LANES-wide float vector type and the two products they
+ * are made of. native.py puts this header's text in each kernel's cache key.
+ *
+ * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
+ * product runs over whole vectors; a transposed (d, np) matrix's padding columns must
+ * read as 0 (the kernels calloc their scratch and write only columns < T).
+ */
+#ifndef EXPSEARCH_VECTOR_H
+#define EXPSEARCH_VECTOR_H
+
+#include <stdint.h>
+
+#define IN const float *restrict
+#define OUT float *restrict
+#define LANES 16
+
+/* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
+typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
+#define V(p) (*(vec *)(p))
+
+/* Steps rounded up to whole vectors: the row stride of the T x T and (d, T) scratch. */
+static inline int64_t padded(int64_t nt)
+{
+    return (nt + LANES - 1) / LANES * LANES;
+}
+
+/* out[j] = sum_{u < len} w[u] rows[u * stride + j] for j < nd: a weighted sum of len
+ * vectors of nd, LANES of j at a time in registers (then the last nd % LANES). Even and
+ * odd u go to separate accumulators, and two vectors of j run together: four
+ * independent chains of adds, where one would wait on each add's latency. */
+static inline void combine(IN w, IN rows, int64_t stride, int64_t len, int64_t nd, OUT out)
+{
+    int64_t j0 = 0;
+    for (; j0 + 2 * LANES <= nd; j0 += 2 * LANES) {
+        vec a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+        int64_t u = 0;
+        for (; u + 1 < len; u += 2) {
+            IN r = rows + u * stride + j0;
+            a0 += w[u] * V(r);
+            a1 += w[u] * V(r + LANES);
+            b0 += w[u + 1] * V(r + stride);
+            b1 += w[u + 1] * V(r + stride + LANES);
+        }
+        if (u < len) {
+            a0 += w[u] * V(rows + u * stride + j0);
+            a1 += w[u] * V(rows + u * stride + j0 + LANES);
+        }
+        V(out + j0) = a0 + b0;
+        V(out + j0 + LANES) = a1 + b1;
+    }
+    for (; j0 + LANES <= nd; j0 += LANES) {
+        vec a = {0}, b = {0};
+        int64_t u = 0;
+        for (; u + 1 < len; u += 2) {
+            a += w[u] * V(rows + u * stride + j0);
+            b += w[u + 1] * V(rows + (u + 1) * stride + j0);
+        }
+        if (u < len)
+            a += w[u] * V(rows + u * stride + j0);
+        V(out + j0) = a + b;
+    }
+    for (; j0 < nd; j0++) {
+        float acc = 0.0f;
+        for (int64_t u = 0; u < len; u++)
+            acc += w[u] * rows[u * stride + j0];
+        out[j0] = acc;
+    }
+}
+
+/* row[u] = sum_j x[j] Mt[j, u] for u < len (rounded up to whole vectors): x times the
+ * (nd, np) matrix Mt, a vector of LANES columns at a time, in four accumulators (j mod
+ * 4) for the same reason as `combine`. */
+static inline void row_times(IN x, IN Mt, int64_t nd, int64_t np, int64_t len, OUT row)
+{
+    for (int64_t u0 = 0; u0 < len; u0 += LANES) {
+        vec a = {0}, b = {0}, c = {0}, d = {0};
+        int64_t j = 0;
+        for (; j + 3 < nd; j += 4) {
+            IN m = Mt + j * np + u0;
+            a += x[j] * V(m);
+            b += x[j + 1] * V(m + np);
+            c += x[j + 2] * V(m + 2 * np);
+            d += x[j + 3] * V(m + 3 * np);
+        }
+        for (; j < nd; j++)
+            a += x[j] * V(Mt + j * np + u0);
+        V(row + u0) = (a + b) + (c + d);
+    }
+}
+
+/* nt rows of nd floats, `stride` apart, transposed to (nd, np). */
+static inline void transpose_rows(IN src, int64_t stride, int64_t nt, int64_t nd, OUT dst)
+{
+    const int64_t np = padded(nt);
+    for (int64_t u = 0; u < nt; u++)
+        for (int64_t j = 0; j < nd; j++)
+            dst[j * np + u] = src[u * stride + j];
+}
+
+#endif
