@@ -17,12 +17,13 @@
  * Channels past the last are padded with u = delta = 0: their state stays 0 (dt u = 0)
  * and every gradient they would give is 0 or discarded.
  *
- * The backward pass recomputes the states of a block rather than storing the
- * forward's, so nothing beyond the inputs is kept for autograd. Its sums over
- * channels (gB, gC) are collected per lane over the blocks of a row and summed
- * across lanes once per row; its sums over the state (the gradients of dt and u)
- * are `vec` variables, which gcc keeps in registers where an array would make
- * every step of the sum a store and a reload.
+ * The backward pass recomputes the states of a row rather than storing the
+ * forward's, so nothing beyond the inputs is kept for autograd. It then steps back
+ * through time with all the row's blocks at each step: its sums over channels (gB,
+ * gC) are collected per lane over the blocks and summed across lanes once per step,
+ * in two row-sized arrays that stay in L1; its sums over the state (the gradients
+ * of dt and u) are `vec` variables, which gcc keeps in registers where an array
+ * would make every step of the sum a store and a reload.
  *
  * Layout (row-major float32): u, delta, out, gout, gu, gdelta, gz: (nb, nt, nd) contiguous;
  * z: (nb, nt, nd) with row stride zs (a half of a wider projection is read in place);
@@ -212,21 +213,24 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
     float *gDp = calloc(blocks * LANES, sizeof(float));
     float *gdbp = calloc(blocks * LANES, sizeof(float));
     float *gzbp = calloc(blocks * LANES, sizeof(float));
-    float *hs = malloc(sizeof(float) * (nt + 1) * row);  /* hs[t + 1] = h_t, hs[0] = 0 */
-    float *decay = malloc(sizeof(float) * nt * row);      /* exp(dt_t A) */
-    float *steps = malloc(sizeof(float) * nt * LANES);    /* dt_t of the block */
-    float *ys = malloc(sizeof(float) * nt * LANES);       /* y_t before the gate */
-    float *gh = malloc(sizeof(float) * row);
-    float *gBl = malloc(sizeof(float) * nt * row);        /* gB, gC per lane of a row */
-    float *gCl = malloc(sizeof(float) * nt * row);
+    /* Per block of a batch row: hs[t + 1] = h_t (hs[0] = 0), exp(dt_t A), dt_t and y_t
+     * before the gate; then dL/dh. */
+    float *hs = malloc(sizeof(float) * blocks * (nt + 1) * row);
+    float *decay = malloc(sizeof(float) * blocks * nt * row);
+    float *steps = malloc(sizeof(float) * blocks * nt * LANES);
+    float *ys = malloc(sizeof(float) * blocks * nt * LANES);
+    float *gh = malloc(sizeof(float) * blocks * row);
+    /* gB_t and gC_t per lane, summed over a row's blocks: 2 row-sized vectors in L1. */
+    float *gBt = malloc(sizeof(float) * row);
+    float *gCt = malloc(sizeof(float) * row);
     for (int64_t b = 0; b < nb; b++) {
-        memset(gBl, 0, sizeof(float) * nt * row);
-        memset(gCl, 0, sizeof(float) * nt * row);
+        /* The forward again, every block of the row, keeping what the backward reads. */
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
             IN Ak = p.At + k * row;
-            OUT gAk = gAt + k * row;
-            memset(hs, 0, sizeof(float) * row);
+            float *hs_k = hs + k * (nt + 1) * row, *decay_k = decay + k * nt * row;
+            float *steps_k = steps + k * nt * LANES;
+            memset(hs_k, 0, sizeof(float) * row);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
                 IN Bt = B + (b * nt + t) * ns;
@@ -234,27 +238,40 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                 float uu[LANES], raw[LANES], x[LANES];
                 load(u, at, width, uu);
                 load(delta, at, width, raw);
-                step_size(raw, p.dbp + d0, (int)softplus, x, steps + t * LANES);
-                const vec stepv = V(steps + t * LANES), dtuv = stepv * V(uu);
+                step_size(raw, p.dbp + d0, (int)softplus, x, steps_k + t * LANES);
+                const vec stepv = V(steps_k + t * LANES), dtuv = stepv * V(uu);
                 vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
                     IN An = Ak + n * LANES;
-                    IN prev = hs + t * row + n * LANES;
-                    OUT next = hs + (t + 1) * row + n * LANES;
-                    OUT a = decay + t * row + n * LANES;
+                    IN prev = hs_k + t * row + n * LANES;
+                    OUT next = hs_k + (t + 1) * row + n * LANES;
+                    OUT a = decay_k + t * row + n * LANES;
                     V(a) = vexp(stepv * V(An));
                     V(next) = V(a) * V(prev) + dtuv * Bt[n];
                     accv += V(next) * Ct[n];
                 }
-                V(ys + t * LANES) = accv;
+                V(ys + (k * nt + t) * LANES) = accv;
             }
-            /* gh carries dL/dh_t through the recurrence, already multiplied by the next
-             * step's decay: dL/dh_t = gy_t C_t + exp(dt_{t+1} A) dL/dh_{t+1}. */
-            memset(gh, 0, sizeof(float) * row);
-            for (int64_t t = nt - 1; t >= 0; t--) {
+        }
+        /* Back through the steps, all blocks of the row at each step, so that the sums
+         * over channels (gB_t, gC_t) stay in two small arrays rather than per-step
+         * arrays of every block: those made every iteration a load and a store through
+         * L2. gh carries dL/dh_t through the recurrence, already multiplied by the next
+         * step's decay: dL/dh_t = gy_t C_t + exp(dt_{t+1} A) dL/dh_{t+1}. */
+        memset(gh, 0, sizeof(float) * blocks * row);
+        for (int64_t t = nt - 1; t >= 0; t--) {
+            IN Bt = B + (b * nt + t) * ns;
+            IN Ct = C + (b * nt + t) * ns;
+            memset(gBt, 0, sizeof(float) * row);
+            memset(gCt, 0, sizeof(float) * row);
+            for (int64_t k = 0; k < blocks; k++) {
+                const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
                 const int64_t at = (b * nt + t) * nd + d0;
-                IN Bt = B + (b * nt + t) * ns;
-                IN Ct = C + (b * nt + t) * ns;
+                IN Ak = p.At + k * row;
+                OUT gAk = gAt + k * row;
+                OUT gh_k = gh + k * row;
+                IN hs_t = hs + (k * (nt + 1) + t) * row;
+                IN decay_t = decay + (k * nt + t) * row;
                 float g[LANES], uu[LANES], out_u[LANES], out_dt[LANES];
                 vec g_dtu = {0}, g_step = {0};
                 load(gout, at, width, g);
@@ -266,27 +283,29 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                     load(z, (b * nt + t) * zs + d0, width, x);
                     V(x) += V(p.zbp + d0);
                     sigmoid(x, s);
-                    V(g_x) = V(g) * V(ys + t * LANES) * V(s) * (1.0f + V(x) * (1.0f - V(s)));
+                    V(g_x) = V(g) * V(ys + (k * nt + t) * LANES) * V(s)
+                             * (1.0f + V(x) * (1.0f - V(s)));
                     V(gzbp + d0) += V(g_x);
                     store(g_x, at, width, gz);
                     V(g) *= V(x) * V(s);
                 }
-                const vec gv = V(g), stepv = V(steps + t * LANES), dtuv = stepv * V(uu);
+                const vec gv = V(g), stepv = V(steps + (k * nt + t) * LANES);
+                const vec dtuv = stepv * V(uu);
                 V(gDp + d0) += gv * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
-                    const vec a = V(decay + t * row + n * LANES);
-                    const vec prev = V(hs + t * row + n * LANES);
-                    const vec cur = V(hs + (t + 1) * row + n * LANES);
+                    const vec a = V(decay_t + n * LANES);
+                    const vec prev = V(hs_t + n * LANES);
+                    const vec cur = V(hs_t + row + n * LANES);
                     const float bn = Bt[n], cn = Ct[n];
-                    const vec g_h = V(gh + n * LANES) + gv * cn;
-                    V(gCl + t * row + n * LANES) += gv * cur;
-                    V(gBl + t * row + n * LANES) += g_h * dtuv;
+                    const vec g_h = V(gh_k + n * LANES) + gv * cn;
+                    V(gCt + n * LANES) += gv * cur;
+                    V(gBt + n * LANES) += g_h * dtuv;
                     g_dtu += g_h * bn;
                     /* d exp(step A) = exp(step A) (A d step + step d A) */
                     const vec g_arg = g_h * prev * a;
                     g_step += g_arg * V(Ak + n * LANES);
                     V(gAk + n * LANES) += g_arg * stepv;
-                    V(gh + n * LANES) = g_h * a;
+                    V(gh_k + n * LANES) = g_h * a;
                 }
                 V(out_dt) = g_step + g_dtu * V(uu);
                 if (softplus) {
@@ -302,11 +321,9 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                 store(out_dt, at, width, gdelta);
                 store(out_u, at, width, gu);
             }
-        }
-        for (int64_t t = 0; t < nt; t++) {
             for (int64_t n = 0; n < ns; n++) {
-                IN gBn = gBl + t * row + n * LANES;
-                IN gCn = gCl + t * row + n * LANES;
+                IN gBn = gBt + n * LANES;
+                IN gCn = gCt + n * LANES;
                 float sb = 0.0f, sc = 0.0f;
                 for (int j = 0; j < LANES; j++) {
                     sb += gBn[j];
@@ -326,8 +343,8 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
         if (gz_bias)
             gz_bias[d] += gzbp[d];
     }
-    free(gCl);
-    free(gBl);
+    free(gCt);
+    free(gBt);
     free(gh);
     free(ys);
     free(steps);
