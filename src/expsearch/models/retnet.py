@@ -165,7 +165,7 @@ class MultiScaleRetention(nn.Module):
         self.out_proj = nn.Linear(self.value_dim, width, bias=False)
         self.g_bias = nn.Parameter(torch.full((self.value_dim,), GATE_OPEN))
         self.register_buffer("log_gamma", head_log_gammas(self.heads))
-        self.unpadded_decay: dict[tuple, torch.Tensor] = {}  # see `decay`
+        self.unpadded_decay: tuple | None = None  # see `decay`
         for proj in (self.q_proj, self.k_proj, self.v_proj):
             nn.init.xavier_uniform_(proj.weight, gain=2**-2.5)
         nn.init.zeros_(self.g_proj.weight)  # open-gate init: swish(0 + GATE_OPEN) = 1
@@ -176,12 +176,15 @@ class MultiScaleRetention(nn.Module):
         one (1, H, T, T) matrix is kept per T rather than made for every row."""
         if not skip_padding(self.log_gamma, ~mask):
             return decay_matrix(self.log_gamma, mask)
-        gammas = self.log_gamma  # a new tensor after .to() or .double(); _version counts edits
-        key = (mask.shape[1], gammas.data_ptr(), gammas._version, gammas.dtype)
-        if key not in self.unpadded_decay:
-            self.unpadded_decay.clear()
-            self.unpadded_decay[key] = decay_matrix(gammas, mask[:1])
-        return self.unpadded_decay[key]
+        # Made anew for another T, or for other gammas: .to() and .double() replace the
+        # buffer (a new tensor), an edit in place bumps its _version.
+        gammas, kept = self.log_gamma, self.unpadded_decay
+        if kept is None or kept[:3] != (mask.shape[1], gammas._version, id(gammas)):
+            # The entry holds the gammas tensor itself, so its id cannot be reused.
+            kept = (mask.shape[1], gammas._version, id(gammas), gammas,
+                    decay_matrix(gammas, mask[:1]))  # fmt: skip
+            self.unpadded_decay = kept
+        return kept[-1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         padded = ~mask.unsqueeze(-1)
