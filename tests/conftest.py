@@ -113,3 +113,17 @@ def planted_analysis(tmp_path_factory, space) -> Path:
     for family, result in json.loads((root / "all.json").read_text()).items():
         (results / f"{family}.json").write_text(json.dumps(result))
     return results
+
+
+@pytest.fixture
+def native_disabled(monkeypatch):
+    """EXPSEARCH_NATIVE=0 for one test: every kernel reports unavailable, and the
+    libraries loaded before it are loaded again after it."""
+    from expsearch.models import native
+
+    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
+    native.library.cache_clear()
+    native.kernel.cache_clear()
+    yield
+    native.library.cache_clear()
+    native.kernel.cache_clear()

@@ -1,5 +1,7 @@
 """FLOP accounting: counted passes against closed forms, and an experiment's sum."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -52,27 +54,18 @@ def test_the_selective_scan_is_counted_per_element_and_step():
     assert pass_flops(without, batch=4, steps=6, width=16)["scan_share"] == 0
 
 
-def test_the_xlstm_count_does_not_depend_on_which_cell_path_ran(monkeypatch):
-    from expsearch.models import mlstm_kernel
-
-    if not mlstm_kernel.available(torch.zeros(1)):
-        pytest.skip("no C compiler: the mLSTM kernel cannot be built")
-    model = ClipClassifier(16, "xlstm", "mean", 32, 1, 0.0)
+@pytest.mark.parametrize(
+    ("encoder", "width", "kernel"),
+    [("xlstm", 32, "mlstm_kernel"), ("retnet", 64, "retention_kernel")],
+)
+def test_the_count_does_not_depend_on_which_path_ran(monkeypatch, encoder, width, kernel):
+    module = importlib.import_module(f"expsearch.models.{kernel}")
+    if not module.available(torch.zeros(1)):
+        pytest.skip(f"no C compiler: {kernel} cannot be built")
+    model = ClipClassifier(16, encoder, "mean", width, 2, 0.0)
     with_kernel = pass_flops(model, batch=4, steps=6, width=16)
     # The PyTorch form, whose (T, T) matmuls the counter sees itself.
-    monkeypatch.setattr(mlstm_kernel, "available", lambda *tensors: False)
-    assert pass_flops(model, batch=4, steps=6, width=16) == with_kernel
-
-
-def test_the_retnet_count_does_not_depend_on_which_retention_path_ran(monkeypatch):
-    from expsearch.models import retention_kernel
-
-    if not retention_kernel.available(torch.zeros(1)):
-        pytest.skip("no C compiler: the retention kernel cannot be built")
-    model = ClipClassifier(16, "retnet", "mean", 64, 2, 0.0)
-    with_kernel = pass_flops(model, batch=4, steps=6, width=16)
-    # The PyTorch form, whose (T, T) matmuls the counter sees itself.
-    monkeypatch.setattr(retention_kernel, "available", lambda *tensors: False)
+    monkeypatch.setattr(module, "available", lambda *tensors: False)
     assert pass_flops(model, batch=4, steps=6, width=16) == with_kernel
 
 

@@ -240,19 +240,10 @@ def test_the_module_uses_the_kernel_on_cpu_float32_only(monkeypatch):
         _kernel_call(q[..., :6], k[..., :6], v, decay, 2)  # heads of 3 keys
 
 
-def test_disabled_kernels_run_the_parallel_form(monkeypatch):
-    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
-    native.library.cache_clear()
-    native.kernel.cache_clear()
-    try:
-        q, k, v, decay = (t.float() for t in _core_inputs(2, 5, 2, 4, 8, [5, 3], 1.0))
-        assert not retention_kernel.available(q, k, v, decay)
-        torch.testing.assert_close(
-            retention(q, k, v, decay, 2), retention_parallel(q, k, v, decay, 2)
-        )
-    finally:
-        native.library.cache_clear()
-        native.kernel.cache_clear()
+def test_disabled_kernels_run_the_parallel_form(native_disabled):
+    q, k, v, decay = (t.float() for t in _core_inputs(2, 5, 2, 4, 8, [5, 3], 1.0))
+    assert not retention_kernel.available(q, k, v, decay)
+    torch.testing.assert_close(retention(q, k, v, decay, 2), retention_parallel(q, k, v, decay, 2))
 
 
 def test_the_unpadded_decay_is_made_once_per_length_and_follows_the_gammas():

@@ -139,17 +139,10 @@ def test_dispatch_uses_the_kernel_for_cpu_float32_only(monkeypatch):
     assert len(calls) == 1
 
 
-def test_disabled_kernels_run_the_loop(monkeypatch):
-    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
-    native.library.cache_clear()
-    native.kernel.cache_clear()
-    try:
-        inputs = [t.float() for t in _inputs(2, 5, 3, 4)]
-        assert not scan.fused_available(*inputs)
-        torch.testing.assert_close(selective_scan(*inputs), selective_scan_loop(*inputs))
-    finally:
-        native.library.cache_clear()
-        native.kernel.cache_clear()
+def test_disabled_kernels_run_the_loop(native_disabled):
+    inputs = [t.float() for t in _inputs(2, 5, 3, 4)]
+    assert not scan.fused_available(*inputs)
+    torch.testing.assert_close(selective_scan(*inputs), selective_scan_loop(*inputs))
 
 
 def test_a_failed_build_warns_with_the_compiler_message_and_falls_back(monkeypatch, tmp_path):

@@ -214,14 +214,7 @@ def test_the_block_uses_the_kernel_on_cpu_float32_only(monkeypatch):
         fused_mlstm(qkv.float(), gates.float()[..., :3])
 
 
-def test_disabled_kernels_run_the_parallel_form(monkeypatch):
-    monkeypatch.setenv("EXPSEARCH_NATIVE", "0")
-    native.library.cache_clear()
-    native.kernel.cache_clear()
-    try:
-        qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
-        assert not mlstm_kernel.available(qkv, gates)
-        torch.testing.assert_close(mlstm_cell(qkv, gates), mlstm_parallel_block(qkv, gates))
-    finally:
-        native.library.cache_clear()
-        native.kernel.cache_clear()
+def test_disabled_kernels_run_the_parallel_form(native_disabled):
+    qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
+    assert not mlstm_kernel.available(qkv, gates)
+    torch.testing.assert_close(mlstm_cell(qkv, gates), mlstm_parallel_block(qkv, gates))
