@@ -52,8 +52,7 @@ class _FusedMLSTM(torch.autograd.Function):
 
 def available(*tensors: torch.Tensor) -> bool:
     """Whether the kernel serves these inputs (float32 on CPU, and it was built)."""
-    on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    return on_cpu and _kernel() is not None
+    return native.cpu_float32(*tensors) and _kernel() is not None
 
 
 def fused_mlstm(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,8 @@ import warnings
 from functools import cache
 from pathlib import Path
 
+import torch
+
 SOURCES = Path(__file__).resolve().parent
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. It is given to the compile
 # step only: linked with -ffast-math, gcc <= 12 adds crtfastmath.o to the shared object,
@@ -121,6 +123,14 @@ def kernel(name: str, **signatures: tuple[int, int]) -> ctypes.CDLL | None:
             ] * sizes
             getattr(lib, function).restype = None
     return lib
+
+
+def cpu_float32(*tensors) -> bool:
+    """Whether every tensor given (None: an absent optional one) is float32 on the CPU:
+    what the kernels take."""
+    return all(
+        t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors if t is not None
+    )
 
 
 def pointers(*tensors) -> list[int | None]:

@@ -58,8 +58,7 @@ class _FusedRetention(torch.autograd.Function):
 
 def available(*tensors: torch.Tensor) -> bool:
     """Whether the kernel serves these inputs (float32 on CPU, and it was built)."""
-    on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    return on_cpu and _kernel() is not None
+    return native.cpu_float32(*tensors) and _kernel() is not None
 
 
 def fused_retention(q, k, v, cos, sin, decay, heads: int) -> torch.Tensor:

@@ -109,9 +109,7 @@ class FusedSelectiveScan(torch.autograd.Function):
 
 def fused_available(*tensors: torch.Tensor | None) -> bool:
     """Whether the C kernel serves these inputs (float32 on CPU, and it was built)."""
-    present = [t for t in tensors if t is not None]
-    on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in present)
-    return on_cpu and _kernel() is not None
+    return native.cpu_float32(*tensors) and _kernel() is not None
 
 
 def selective_scan(

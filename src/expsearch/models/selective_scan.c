@@ -39,14 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 16
-
-#define IN const float *restrict
-#define OUT float *restrict
-
-/* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
-typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
-#define V(p) (*(vec *)(p))
+#include "vector.h"
 
 /* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
  * [-ln2/2, ln2/2], about 1 ulp): the inner loops call it once per state index, and

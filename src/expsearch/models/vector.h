@@ -1,6 +1,7 @@
-/* Vector helpers of the kernels that solve one small (T x T) problem per (row, head) in
- * L1 (mlstm.c, retention.c): a LANES-wide float vector type and the two products they
- * are made of. native.py puts this header's text in each kernel's cache key.
+/* Vector helpers of the C kernels: a LANES-wide float vector type (selective_scan.c,
+ * mlstm.c, retention.c) and the two products of the kernels that solve one small
+ * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c). native.py puts this
+ * header's text in each kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must

@@ -13,10 +13,10 @@ recurrence is its main arithmetic: it is counted exactly, per element and
 step, and added. The xLSTM cell's and RetNet retention's two (T, T)
 matmuls run inside C kernels on the CPU, where the counter cannot see them:
 they are then counted as the counter counts them in the PyTorch forms, so
-the total does not depend on which path ran. The optimiser's elementwise update is left out (a few
-FLOPs per parameter per step, under 1 % here). An experiment is its
-training steps, a validation pass per epoch and the final validation and
-test passes: the cost of `fit_config` plus the test evaluation.
+the total does not depend on which path ran. The optimiser's elementwise
+update is left out (a few FLOPs per parameter per step, under 1 % here). An
+experiment is its training steps, a validation pass per epoch and the final
+validation and test passes: the cost of `fit_config` plus the test evaluation.
 """
 
 from __future__ import annotations
