@@ -56,17 +56,21 @@ def test_the_selective_scan_is_counted_per_element_and_step():
 
 @pytest.mark.parametrize(
     ("encoder", "width", "kernel"),
-    [("xlstm", 32, "mlstm_kernel"), ("retnet", 64, "retention_kernel")],
+    [
+        ("xlstm", 32, "mlstm_kernel"),
+        ("retnet", 64, "retention_kernel"),
+        ("zipformer", 64, "attention_kernel"),  # depth 2: a stack at half the rate
+    ],
 )
 def test_the_count_does_not_depend_on_which_path_ran(monkeypatch, encoder, width, kernel):
     module = importlib.import_module(f"expsearch.models.{kernel}")
     if not module.available(torch.zeros(1)):
         pytest.skip(f"no C compiler: {kernel} cannot be built")
     model = ClipClassifier(16, encoder, "mean", width, 2, 0.0)
-    with_kernel = pass_flops(model, batch=4, steps=6, width=16)
+    with_kernel = pass_flops(model, batch=4, steps=7, width=16)  # odd: 4 steps at half rate
     # The PyTorch form, whose (T, T) matmuls the counter sees itself.
     monkeypatch.setattr(module, "available", lambda *tensors: False)
-    assert pass_flops(model, batch=4, steps=6, width=16) == with_kernel
+    assert pass_flops(model, batch=4, steps=7, width=16) == with_kernel
 
 
 def test_an_experiment_is_its_steps_and_its_evaluations():

@@ -1,5 +1,5 @@
-"""Zipformer encoder: shapes and its building blocks. Padding invariance and gradients
-at every depth: test_models."""
+"""Zipformer encoder: shapes, its building blocks, and the C kernel of its attention core
+against the PyTorch form. Padding invariance and gradients at every depth: test_models."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import math
 import pytest
 import torch
 
+from expsearch.models import attention_kernel, native
+from expsearch.models.attention_kernel import fused_attention
 from expsearch.models.zipformer import (
     FACTORS,
     BiasNorm,
     Bypass,
     Downsample,
+    SelfAttention,
     ZipformerEncoder,
+    attention_reference,
     swoosh_l,
     swoosh_r,
 )
@@ -131,3 +135,111 @@ def test_downsample_equal_weights_is_masked_mean():
     assert torch.allclose(out[0, 1], x[0, 4:6].mean(0))
     assert torch.allclose(out[1, 0], x[1, :2].mean(0))
     assert torch.isfinite(out).all()
+
+
+needs_kernel = pytest.mark.skipif(
+    native.library("attention") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _attention_inputs(batch, steps, heads, d, max_rel, scale, seed=0):
+    """qkv (B, T, 3 H d) and the bias table (H, 2 R + 1), float64."""
+    gen = torch.Generator().manual_seed(seed)
+    qkv = scale * torch.randn(batch, steps, 3 * heads * d, generator=gen, dtype=torch.float64)
+    bias = torch.randn(heads, 2 * max_rel + 1, generator=gen, dtype=torch.float64)
+    return qkv, bias
+
+
+@needs_kernel
+# T = 1; padded rows (one with a single valid key); T one whole vector of 16; the embedded
+# default (T 20, 2 heads of 32, distances up to 31); T past a vector with head sizes that
+# are not whole vectors and distances clipped (R = 3 < T - 1). Scale 4: scores tens apart,
+# so a softmax without its maximum subtracted would overflow.
+@pytest.mark.parametrize(
+    ("shape", "lengths"),
+    [
+        ((1, 1, 1, 4, 31), None),
+        ((3, 7, 2, 8, 31), [7, 5, 1]),
+        ((2, 16, 1, 32, 31), None),
+        ((2, 20, 2, 32, 31), None),
+        ((4, 33, 3, 6, 3), [33, 1, 20, 17]),
+    ],
+)
+@pytest.mark.parametrize("scale", [0.5, 4.0])
+def test_attention_kernel_equals_the_pytorch_form_in_output_and_every_gradient(
+    shape, lengths, scale
+):
+    batch, steps, heads = shape[:3]
+    mask = prefix_mask(lengths or [steps] * batch, steps)
+    reference = [t.requires_grad_() for t in _attention_inputs(*shape, scale)]
+    expected = attention_reference(*reference, mask, heads)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = fused_attention(*inputs, mask, heads)
+    assert got.shape == expected.shape and torch.isfinite(got).all()
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    # The yardstick: the PyTorch form's own float32 error against float64.
+    as32 = [t.detach().float().requires_grad_() for t in reference]
+    out32 = attention_reference(*as32, mask, heads)
+    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
+    for name, value, torch32, want in zip(
+        ("y", "qkv", "bias"), [got, *grads], yard, [expected, *expected_grads], strict=True
+    ):
+        scale_of = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale_of
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+    with torch.no_grad():  # no backward to come: the kernel keeps no weights
+        torch.testing.assert_close(fused_attention(*inputs, mask, heads), got)
+
+
+@needs_kernel
+def test_attention_kernel_ignores_masked_keys_and_reads_a_non_contiguous_gradient():
+    qkv, bias = (t.float() for t in _attention_inputs(3, 9, 2, 8, 31, 1.0))
+    mask = prefix_mask([9, 4, 9], 9)
+    changed = qkv.clone()
+    changed[1, 4:] = 1e4  # keys and values past row 1's length: no valid step sees them
+    torch.testing.assert_close(
+        fused_attention(changed, bias, mask, 2)[1, :4], fused_attention(qkv, bias, mask, 2)[1, :4]
+    )
+    inputs = [t.requires_grad_() for t in (qkv, bias)]
+    grad = torch.randn(3, 16, 9).transpose(1, 2)  # (B, T, H d) values, other strides
+    assert not grad.is_contiguous()
+    got = torch.autograd.grad(fused_attention(*inputs, mask, 2), inputs, grad)
+    want = torch.autograd.grad(fused_attention(*inputs, mask, 2), inputs, grad.contiguous())
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)
+
+
+@needs_kernel
+def test_the_attention_module_uses_the_kernel_on_cpu_float32_only(monkeypatch):
+    calls = []
+    real = attention_kernel.fused_attention
+    monkeypatch.setattr(
+        "expsearch.models.zipformer.fused_attention", lambda *a: calls.append(a) or real(*a)
+    )
+    torch.manual_seed(0)
+    module = SelfAttention(64, 2, 0.0)
+    with torch.no_grad():
+        module.rel_bias.normal_()
+    x, mask = torch.randn(2, 9, 64), prefix_mask([9, 6], 9)
+    as32 = module(x, mask)
+    assert len(calls) == 1
+    as64 = module.double()(x.double(), mask)  # float64: the PyTorch form
+    assert len(calls) == 1
+    torch.testing.assert_close(as32.double(), as64, atol=1e-5, rtol=1e-4)
+    qkv, bias = (t.float() for t in _attention_inputs(2, 5, 2, 4, 31, 1.0))
+    with pytest.raises(ValueError, match="mask"):
+        fused_attention(qkv, bias, mask[:, :5].float(), 2)
+    with pytest.raises(ValueError, match="rel_bias"):
+        fused_attention(qkv, bias[:, 1:], mask[:, :5], 2)
+
+
+def test_disabled_kernels_run_the_pytorch_attention(native_disabled):
+    assert not attention_kernel.available(torch.zeros(1))
+    torch.manual_seed(0)
+    module = SelfAttention(16, 2, 0.0)
+    x, mask = torch.randn(2, 5, 16), prefix_mask([5, 3], 5)
+    qkv = module.qkv(x)
+    want = module.out(attention_reference(qkv, module.rel_bias, mask, 2))
+    torch.testing.assert_close(module(x, mask), want)

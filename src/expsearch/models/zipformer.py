@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import attention_kernel
+from .attention_kernel import fused_attention
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .padding import fill_padded
@@ -157,6 +159,22 @@ class Downsample(nn.Module):
         return (weights.unsqueeze(-1) * x).sum(2), any_valid
 
 
+def attention_reference(qkv, rel_bias, mask, heads: int) -> torch.Tensor:
+    """Self-attention with a relative-position bias, in PyTorch: qkv (B, T, 3 H d) the
+    fused projection, rel_bias (H, 2 R + 1) per distance clipped to +-R, mask bool (B, T)
+    True = valid key -> (B, T, H d). The fallback of `attention_kernel.fused_attention`
+    (CPU float32), and what that kernel is tested against."""
+    batch, steps, width3 = qkv.shape
+    max_rel = (rel_bias.shape[1] - 1) // 2
+    q, k, v = qkv.view(batch, steps, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    pos = torch.arange(steps, device=qkv.device)
+    rel = (pos.unsqueeze(0) - pos.unsqueeze(1)).clamp(-max_rel, max_rel) + max_rel
+    scores = scores + rel_bias[:, rel]
+    scores = fill_padded(scores, ~mask[:, None, None, :], float("-inf"))
+    return (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, steps, width3 // 3)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int, dropout: float):
         super().__init__()
@@ -167,15 +185,9 @@ class SelfAttention(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, steps, width = x.shape
-        q, k, v = self.qkv(x).view(batch, steps, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        pos = torch.arange(steps, device=x.device)
-        rel = (pos.unsqueeze(0) - pos.unsqueeze(1)).clamp(-MAX_REL, MAX_REL) + MAX_REL
-        scores = scores + self.rel_bias[:, rel]
-        scores = fill_padded(scores, ~mask[:, None, None, :], float("-inf"))
-        out = (scores.softmax(-1) @ v).transpose(1, 2).reshape(batch, steps, width)
-        return self.dropout(self.out(out))
+        qkv = self.qkv(x)
+        attend = fused_attention if attention_kernel.available(qkv) else attention_reference
+        return self.dropout(self.out(attend(qkv, self.rel_bias, mask, self.heads)))
 
 
 class ConvModule(nn.Module):

@@ -10,8 +10,8 @@ config's batch size and sequence length (matmuls, convolutions, attention;
 one multiply-add = 2 FLOPs). Elementwise work is not in that count, except
 the selective scan of BiMamba (and the Hybrid's Mamba layers), whose
 recurrence is its main arithmetic: it is counted exactly, per element and
-step, and added. The xLSTM cell's and RetNet retention's two (T, T)
-matmuls run inside C kernels on the CPU, where the counter cannot see them:
+step, and added. The xLSTM cell's, RetNet retention's and Zipformer attention's
+two (T, T) matmuls run inside C kernels on the CPU, where the counter cannot see them:
 they are then counted as the counter counts them in the PyTorch forms, so
 the total does not depend on which path ran. The optimiser's elementwise
 update is left out (a few FLOPs per parameter per step, under 1 % here). An
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..models import mlstm_kernel, retention_kernel
+from ..models import attention_kernel, mlstm_kernel, retention_kernel
 from ..models.classifier import ClipClassifier
 from .batches import EpochSampler
 
@@ -91,6 +91,20 @@ def _retention_flops(model: torch.nn.Module, batch: int, steps: int) -> int:
     )
 
 
+def _attention_flops(model: torch.nn.Module, batch: int, steps: int) -> int:
+    """Forward FLOPs of every Zipformer attention core's PyTorch form: q k^T and
+    weights @ v, each 2 B H T'^2 d = 2 B T'^2 width, at its stack's rate T' = ceil(T / f)."""
+    from ..models.zipformer import SelfAttention, Stack
+
+    return sum(
+        2 * 2 * batch * math.ceil(steps / stack.factor) ** 2 * m.qkv.in_features
+        for stack in model.modules()
+        if isinstance(stack, Stack)
+        for m in stack.modules()
+        if isinstance(m, SelfAttention)
+    )
+
+
 def pass_flops(model: ClipClassifier, batch: int, steps: int, width: int) -> dict[str, int]:
     """Counted FLOPs of one forward and one forward+backward of `batch` full-length clips."""
     x = torch.randn(batch, steps, width)
@@ -110,6 +124,8 @@ def pass_flops(model: ClipClassifier, batch: int, steps: int, width: int) -> dic
     unseen = _mlstm_cell_flops(model, batch, steps) if mlstm_kernel.available(x) else 0
     if retention_kernel.available(x):
         unseen += _retention_flops(model, batch, steps)
+    if attention_kernel.available(x):
+        unseen += _attention_flops(model, batch, steps)
     forward, both = forward + unseen, both + 3 * unseen
     return {
         "forward": forward + SCAN_FORWARD * scan,
