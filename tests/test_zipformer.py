@@ -1,5 +1,5 @@
-"""Zipformer encoder: shapes, its building blocks, and the C kernel of its attention core
-against the PyTorch form. Padding invariance and gradients at every depth: test_models."""
+"""Zipformer encoder: shapes, its building blocks, and the C kernels of its attention core
+and of BiasNorm against their PyTorch forms. Padding invariance and gradients at every depth: test_models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from expsearch.models import attention_kernel, native
+from expsearch.models import attention_kernel, bias_norm, native
 from expsearch.models.attention_kernel import fused_attention
 from expsearch.models.zipformer import (
     FACTORS,
@@ -80,6 +80,71 @@ def test_bias_norm_formula():
         norm.log_scale.fill_(4.0)  # limited to 1.5
     direct = direct / math.exp(0.3) * math.exp(1.5)
     assert torch.allclose(norm(x), direct, atol=1e-5)
+
+
+needs_norm_kernel = pytest.mark.skipif(
+    native.library("bias_norm") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+@needs_norm_kernel
+# One channel; rows of a few channels (not a whole vector); the embedded default's 64; a
+# paper-size 256 with more rows than one block of the bias gradient's float sums.
+# Spread 1e-3 around the bias: mean squares near eps, which then matters.
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 10), (64, 20, 64), (2, 90, 256)])
+@pytest.mark.parametrize("spread", [3.0, 1e-3])
+def test_bias_norm_kernel_equals_the_pytorch_form_in_output_and_every_gradient(shape, spread):
+    gen = torch.Generator().manual_seed(0)
+    bias = torch.randn(shape[-1], generator=gen, dtype=torch.float64)
+    x = spread * torch.randn(*shape, generator=gen, dtype=torch.float64) + bias
+    reference = [x.requires_grad_(), bias.requires_grad_(), torch.tensor(0.7).double()]
+    reference[2].requires_grad_()
+    expected = bias_norm.reference(*reference, 1e-6)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = bias_norm.bias_norm(*inputs, 1e-6)
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    as32 = [t.detach().float().requires_grad_() for t in reference]
+    out32 = bias_norm.reference(*as32, 1e-6)
+    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
+    for name, value, torch32, want in zip(
+        ("y", "x", "bias", "log_scale"), [got, *grads], yard, [expected, *expected_grads],
+        strict=True,
+    ):  # fmt: skip
+        scale_of = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale_of
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-6, name
+
+
+@needs_norm_kernel
+def test_bias_norm_kernel_takes_strided_inputs_and_gradients(monkeypatch):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 16, 5, generator=gen).transpose(1, 2).requires_grad_()  # (6, 5, 16)
+    bias, log_scale = torch.randn(16, generator=gen), torch.tensor(0.2, requires_grad=True)
+    grad = torch.randn(6, 16, 5, generator=gen).transpose(1, 2)
+    assert not x.is_contiguous() and not grad.is_contiguous()
+    got = bias_norm.bias_norm(x, bias, log_scale, 1e-6)
+    got_grads = torch.autograd.grad(got, (x, log_scale), grad)
+    want = bias_norm.reference(x, bias, log_scale, 1e-6)
+    want_grads = torch.autograd.grad(want, (x, log_scale), grad)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w)
+    calls = []
+    monkeypatch.setattr(bias_norm, "reference", lambda *a: calls.append(a) or want)
+    bias_norm.bias_norm(x.double(), bias.double(), log_scale.double(), 1e-6)  # float64: PyTorch
+    assert len(calls) == 1
+
+
+def test_disabled_kernels_run_the_pytorch_bias_norm(native_disabled, monkeypatch):
+    calls = []
+    real = bias_norm.reference
+    monkeypatch.setattr(bias_norm, "reference", lambda *a: calls.append(a) or real(*a))
+    norm = BiasNorm(8)
+    x = torch.randn(2, 3, 8)
+    torch.testing.assert_close(norm(x), real(x, norm.bias, norm.log_scale, norm.eps))
+    assert len(calls) == 1
 
 
 def test_swoosh_values():

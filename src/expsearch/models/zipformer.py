@@ -45,6 +45,7 @@ from torch import nn
 
 from . import attention_kernel
 from .attention_kernel import fused_attention
+from .bias_norm import bias_norm
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .padding import fill_padded
@@ -101,9 +102,7 @@ class BiasNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         g = limit(self.log_scale, -self.log_scale_limit, self.log_scale_limit)
-        mean_square = (x - self.bias).square().mean(-1, keepdim=True)
-        # One full-size multiply by a per-step factor (not a divide and a multiply).
-        return x * (g.exp() * torch.rsqrt(mean_square + self.eps))
+        return bias_norm(x, self.bias, g, self.eps)
 
 
 class Bypass(nn.Module):
