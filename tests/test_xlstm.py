@@ -1,13 +1,13 @@
 """xLSTM (bidirectional mLSTM) encoder: shapes, non-finite padding, the stabilised cell
-against the unstabilised formula, overflow safety, and the cell's C kernel against the
-PyTorch form. Padding invariance and gradients: test_models."""
+against the unstabilised formula, overflow safety, and the C kernels of the cell and of
+the direction's output (per-head norm, gain, skip) against their PyTorch forms. Padding invariance and gradients: test_models."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from expsearch.models import mlstm_kernel, native
+from expsearch.models import head_norm, mlstm_kernel, native
 from expsearch.models.mlstm_kernel import fused_mlstm
 from expsearch.models.xlstm import (
     XLSTMEncoder,
@@ -218,3 +218,73 @@ def test_disabled_kernels_run_the_parallel_form(native_disabled):
     qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
     assert not mlstm_kernel.available(qkv, gates)
     torch.testing.assert_close(mlstm_cell(qkv, gates), mlstm_parallel_block(qkv, gates))
+
+
+needs_norm_kernel = pytest.mark.skipif(
+    native.library("head_norm") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _head_norm_inputs(batch, steps, heads, d, spread, seed=0):
+    """h (B, T, H, d), x_c (B, T, H d), weight and skip (H d), float64."""
+    gen = torch.Generator().manual_seed(seed)
+    h = spread * torch.randn(batch, steps, heads, d, generator=gen, dtype=torch.float64) + 0.5
+    rest = (torch.randn(*s, generator=gen, dtype=torch.float64) for s in
+            [(batch, steps, heads * d), (heads * d,), (heads * d,)])  # fmt: skip
+    return [h, *rest]
+
+
+@needs_norm_kernel
+# One channel of one head; heads of a few channels; the embedded default's (4 heads of
+# 32); more rows than one block of the gain's and skip's float sums. Spread 1e-3: a
+# head's variance near eps, which then matters.
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 2, 5), (64, 20, 4, 32), (2, 90, 4, 64)])
+@pytest.mark.parametrize("spread", [2.0, 1e-3])
+def test_head_norm_kernel_equals_the_pytorch_form_in_output_and_every_gradient(shape, spread):
+    reference = [t.requires_grad_() for t in _head_norm_inputs(*shape, spread)]
+    expected = head_norm.reference(*reference)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = head_norm.head_norm_skip(*inputs)
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    as32 = [t.detach().float().requires_grad_() for t in reference]
+    out32 = head_norm.reference(*as32)
+    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
+    for name, value, torch32, want in zip(
+        ("y", "h", "x_c", "weight", "skip"), [got, *grads], yard, [expected, *expected_grads],
+        strict=True,
+    ):  # fmt: skip
+        scale_of = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale_of
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-6, name
+
+
+@needs_norm_kernel
+def test_head_norm_kernel_takes_strided_inputs_and_dispatches_float32_only(monkeypatch):
+    h, x_c, weight, skip = (t.float() for t in _head_norm_inputs(3, 6, 2, 8, 1.0))
+    h = h.transpose(0, 1).contiguous().transpose(0, 1).requires_grad_()  # other strides
+    grad = torch.randn(6, 3, 16).transpose(0, 1)
+    assert not h.is_contiguous() and not grad.is_contiguous()
+    inputs = [h, x_c.requires_grad_(), weight.requires_grad_(), skip.requires_grad_()]
+    got = head_norm.head_norm_skip(*inputs)
+    want = head_norm.reference(*inputs)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(torch.autograd.grad(got, inputs, grad),
+                    torch.autograd.grad(want, inputs, grad), strict=True):  # fmt: skip
+        torch.testing.assert_close(g, w)
+    with pytest.raises(ValueError, match="skip"):
+        head_norm.head_norm_skip(h, x_c, weight, skip[:-1])
+    calls = []
+    monkeypatch.setattr(head_norm, "reference", lambda *a: calls.append(a) or want)
+    head_norm.head_norm_skip(*(t.double() for t in inputs))  # float64: PyTorch
+    assert len(calls) == 1
+
+
+def test_disabled_kernels_run_the_pytorch_head_norm(native_disabled, monkeypatch):
+    calls = []
+    real = head_norm.reference
+    monkeypatch.setattr(head_norm, "reference", lambda *a: calls.append(a) or real(*a))
+    inputs = [t.float() for t in _head_norm_inputs(2, 3, 2, 4, 1.0)]
+    torch.testing.assert_close(head_norm.head_norm_skip(*inputs), real(*inputs))
+    assert len(calls) == 1

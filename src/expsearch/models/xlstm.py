@@ -12,7 +12,8 @@ per head with head size d and m_0 = -inf, C_0 = 0, n_0 = 0:
 (`mlstm_recurrent` below, kept as the readable reference), computed in its equivalent
 parallel form (`mlstm_parallel`, as the reference's parallel_stabilized_simple): at T <= 30
 a (T, T) gate matrix is cheaper than storing a d x d memory per step for autograd. On a
-CPU the block runs that form as one C kernel (models/mlstm_kernel.py, `mlstm_cell`).
+CPU the block runs that form as one C kernel (models/mlstm_kernel.py, `mlstm_cell`), and
+the per-head norm, gain and skip after it as another (models/head_norm.py).
 Block: the xLSTM "pre up-projection" mLSTM block: x + drop(down(h * silu(z + b_z))) with
 (x_m, z) = up(LN(x)) (factor 2); q, k from silu(causal conv4(x_m)), v from x_m; i, f gates
 from (q, k, v); per-head norm and a learned skip of the conv output; 4 heads.
@@ -45,6 +46,7 @@ from . import mlstm_kernel
 from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .head_norm import head_norm_skip
 from .padding import fill_padded
 from .retnet import GATE_OPEN
 
@@ -141,9 +143,8 @@ class MLSTMDirection(nn.Module):
         qkv = torch.cat([q, k, v], dim=-1)  # (B, T, H, 3d): per head q | k | v
         gates = self.gates(qkv.view(batch, steps, 3 * inner))  # (B, T, 2H): i, then f
         h = mlstm_cell(qkv, gates)  # (B, T, H, d)
-        # Per-head LayerNorm without bias (the reference's MultiHeadLayerNorm).
-        h = F.layer_norm(h, (self.head_dim,)).reshape(batch, steps, inner)
-        return h * self.norm_weight + self.skip * x_c
+        # Per-head LayerNorm without bias (the reference's MultiHeadLayerNorm), gain, skip.
+        return head_norm_skip(h, x_c, self.norm_weight, self.skip)
 
 
 class MLSTMBlock(nn.Module):
