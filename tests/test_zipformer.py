@@ -1,5 +1,6 @@
 """Zipformer encoder: shapes, its building blocks, and the C kernels of its attention core
-and of BiasNorm against their PyTorch forms. Padding invariance and gradients at every depth: test_models."""
+and of BiasNorm against their PyTorch forms. Padding invariance and gradients at every
+depth: test_models."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from expsearch.models import attention_kernel, bias_norm, native
 from expsearch.models.attention_kernel import fused_attention
+from expsearch.models.swoosh import swoosh_l, swoosh_r
 from expsearch.models.zipformer import (
     FACTORS,
     BiasNorm,
@@ -19,8 +21,6 @@ from expsearch.models.zipformer import (
     SelfAttention,
     ZipformerEncoder,
     attention_reference,
-    swoosh_l,
-    swoosh_r,
 )
 
 from .conftest import prefix_mask

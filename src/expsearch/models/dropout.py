@@ -7,7 +7,8 @@ Why: on a CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs about
 10 ns per element on one thread, more than the matmuls of a width-64 model:
 in a one-thread step profile it was 14-40 % of a training step. Here a CPU
 mask is written in one pass by a C kernel (`models/dropout.c`, built by
-`models/native.py`) from a counter-based generator: splitmix64 of the
+`models/native.py`) from a counter-based generator (`models/dropout.h`,
+which Zipformer's fused Swoosh-and-dropout kernel shares): splitmix64 of the
 module's seed and draw count, each 64-bit draw giving four 16-bit ones. An
 element is kept when its draw is >= round(p * 65536), so p is applied to
 within 1/65536, and the kept elements are scaled by exactly 1 / (1 - p), as
@@ -66,19 +67,26 @@ class Dropout(nn.Module):
         self.draws = 0  # 64-bit draws used on the CPU so far
         self.generators: dict[torch.device, torch.Generator] = {}  # per device, made on first use
 
+    def reserve(self, n: int) -> int:
+        """Take the draws of an n-element mask from this module's CPU stream: returns the
+        first draw's index, for a kernel that makes the mask itself (`cpu_mask`, and
+        `swoosh.swoosh_dropout`, which regenerates it in its backward)."""
+        first = self.draws
+        self.draws += (n + 3) // 4
+        return first
+
     def cpu_mask(self, shape: torch.Size) -> torch.Tensor:
         """The next float32 mask (0 or 1/(1-p) per element) of this module's CPU stream."""
         n = shape.numel()
         lib = _kernel()
+        first = self.reserve(n)
         if lib is None:
-            mask = torch.from_numpy(
-                numpy_mask(n, self.seed, self.draws, self.threshold, float(self.scale))
-            )
+            mask = torch.from_numpy(numpy_mask(n, self.seed, first, self.threshold,
+                                               float(self.scale)))  # fmt: skip
         else:
             mask = torch.empty(n)
-            lib.dropout_mask(*native.pointers(mask, self.scale), n, self.seed, self.draws,
+            lib.dropout_mask(*native.pointers(mask, self.scale), n, self.seed, first,
                              self.threshold)  # fmt: skip
-        self.draws += (n + 3) // 4
         return mask.view(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ from .bias_norm import bias_norm
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .padding import fill_padded
-from .swoosh import swoosh_l, swoosh_r
+from .swoosh import SWOOSH_L, swoosh_dropout, swoosh_r
 
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
 LAYERS_PER_STACK = 2
@@ -213,7 +213,10 @@ class FeedForward(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.out(self.dropout(swoosh_l(self.hidden(x)))))
+        # = dropout(swoosh_l(hidden(x))), the bias and dropout fused into the activation
+        hidden = swoosh_dropout(F.linear(x, self.hidden.weight), self.hidden.bias, SWOOSH_L,
+                                self.dropout)  # fmt: skip
+        return self.dropout(self.out(hidden))
 
 
 class ZipformerBlock(nn.Module):
