@@ -1,5 +1,5 @@
 """The fast CPU paths the encoders use: Dropout's masks, the depthwise conv's two paths, the
-Swoosh kernel and Swoosh fused with a bias and a dropout."""
+Swoosh kernel, and a hidden activation fused with its bias and dropout (GELU, Swoosh)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,10 @@ from torch import nn
 
 from expsearch.models import conv as conv_module
 from expsearch.models import native
+from expsearch.models.act_dropout import GELU, act_dropout
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
 from expsearch.models.dropout import Dropout, numpy_mask
-from expsearch.models.swoosh import (
-    SOFTPLUS,
-    SWOOSH_L,
-    SWOOSH_R,
-    reference,
-    softplus,
-    swoosh,
-    swoosh_dropout,
-)
+from expsearch.models.swoosh import SOFTPLUS, SWOOSH_L, SWOOSH_R, reference, softplus, swoosh
 
 
 def test_dropout_drops_p_of_the_elements_and_scales_the_rest_exactly():
@@ -190,14 +183,19 @@ def test_swoosh_takes_the_formula_where_the_kernel_does_not_apply():
     assert torch.equal(swoosh(strided, SWOOSH_R), reference(strided, *SWOOSH_R))
 
 
+def _activate(x, activation):
+    return torch.nn.functional.gelu(x) if activation == GELU else swoosh(x, activation)
+
+
 @pytest.mark.skipif(
-    native.library("swoosh") is None, reason="no C compiler: the kernel cannot be built"
+    native.library("act_dropout") is None, reason="no C compiler: the kernel cannot be built"
 )
-# Rows of 5 (a row's mask starts inside a draw), the embedded FFN's 64 x 20 x 192, rows
+@pytest.mark.parametrize("activation", [GELU, SWOOSH_L], ids=["gelu", "swoosh_l"])
+# Rows of 5 (a row's mask starts inside a draw), the embedded FFNs' 64 x 20 x 128-192, rows
 # longer than the kernel's 4,096-element mask chunks; p 0 and eval: nothing dropped.
 @pytest.mark.parametrize("shape", [(3, 7, 5), (64, 20, 192), (2, 4100)])
 @pytest.mark.parametrize(("p", "training"), [(0.1, True), (0.5, True), (0.0, True), (0.3, False)])
-def test_swoosh_dropout_is_the_module_calls_it_fuses(shape, p, training):
+def test_act_dropout_is_the_module_calls_it_fuses(activation, shape, p, training):
     torch.manual_seed(0)
     fused, plain = Dropout(p).train(training), Dropout(p).train(training)
     plain.seed = fused.seed
@@ -205,32 +203,35 @@ def test_swoosh_dropout_is_the_module_calls_it_fuses(shape, p, training):
     h, bias = 3 * torch.randn(shape), torch.randn(shape[-1])
     grad = torch.randn(shape)
     inputs = [t.clone().requires_grad_() for t in (h, bias)]
-    got = swoosh_dropout(*inputs, SWOOSH_L, fused)
+    got = act_dropout(*inputs, activation, fused)
     got.backward(grad)
     twins = [t.clone().requires_grad_() for t in (h, bias)]
-    want = plain(swoosh(twins[0] + twins[1], SWOOSH_L))
+    want = plain(_activate(twins[0] + twins[1], activation))
     want.backward(grad)
-    assert torch.equal(got == 0, want == 0)  # the same elements dropped
+    # The same elements dropped (where the activation itself is not ~0, e.g. GELU at -6).
+    alive = _activate(h + bias, activation).abs() > 1e-6
+    assert torch.equal((got == 0) & alive, (want == 0) & alive)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     for ours, theirs in zip(inputs, twins, strict=True):
         torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-4)
     assert fused.draws == plain.draws
     if training and p > 0:
-        assert 0.5 * p < (got == 0).float().mean() < 1.5 * p
+        assert 0.5 * p < ((got == 0) & alive).float().sum() / alive.sum() < 1.5 * p
 
 
-def test_swoosh_dropout_calls_the_module_where_the_kernel_does_not_apply():
+def test_act_dropout_calls_the_modules_where_the_kernel_does_not_apply():
     torch.manual_seed(0)
     h, bias = torch.randn(5, 6), torch.randn(5)
     drop = Dropout(1.0).train()  # p = 1: the module's own F.dropout
-    assert torch.equal(swoosh_dropout(h.t(), bias, SWOOSH_L, drop), torch.zeros(6, 5))
+    assert torch.equal(act_dropout(h.t(), bias, GELU, drop), torch.zeros(6, 5))
     drop = Dropout(0.5).train()
     twin = Dropout(0.5).train()
     twin.seed = drop.seed
     for x in (h.t(), h.double()):  # not contiguous; float64
         b = torch.randn(x.shape[-1], dtype=x.dtype)
-        torch.testing.assert_close(swoosh_dropout(x, b, SWOOSH_R, drop),
-                                   twin(swoosh(x + b, SWOOSH_R)))  # fmt: skip
+        for activation in (GELU, SWOOSH_R):
+            torch.testing.assert_close(act_dropout(x, b, activation, drop),
+                                       twin(_activate(x + b, activation)))  # fmt: skip
 
 
 def test_softplus_is_torchs():

@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import retention_kernel
+from .act_dropout import GELU, act_dropout
 from .dropout import Dropout
 from .padding import fill_padded, skip_padding
 
@@ -214,7 +215,10 @@ class RetentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.retention(self.retention_norm(x), mask))
-        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        hidden_layer, _, drop, out = self.ffn
+        # = self.ffn(h): the hidden bias, GELU and dropout in one pass (act_dropout)
+        h = F.linear(self.ffn_norm(x), hidden_layer.weight)
+        return x + self.dropout(out(act_dropout(h, hidden_layer.bias, GELU, drop)))
 
 
 class RetNetEncoder(nn.Module):

@@ -44,12 +44,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import attention_kernel
+from .act_dropout import act_dropout
 from .attention_kernel import fused_attention
 from .bias_norm import bias_norm
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .padding import fill_padded
-from .swoosh import SWOOSH_L, swoosh_dropout, swoosh_r
+from .swoosh import SWOOSH_L, swoosh_r
 
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
 LAYERS_PER_STACK = 2
@@ -214,8 +215,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # = dropout(swoosh_l(hidden(x))), the bias and dropout fused into the activation
-        hidden = swoosh_dropout(F.linear(x, self.hidden.weight), self.hidden.bias, SWOOSH_L,
-                                self.dropout)  # fmt: skip
+        hidden = act_dropout(F.linear(x, self.hidden.weight), self.hidden.bias, SWOOSH_L,
+                             self.dropout)  # fmt: skip
         return self.dropout(self.out(hidden))
 
 
