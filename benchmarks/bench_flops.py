@@ -13,9 +13,12 @@ multiple of its FLOP-limited time (counted FLOPs / measured matmul rate at
 the same thread count): the CPU analogue of model-FLOPs utilisation, 1.0
 meaning every cycle did dense arithmetic. A whole embedded experiment
 (`fit_config` + test evaluation, `--epochs`) is timed per encoder with
-attention pooling, with the same ratio. Last, the layout of the machine's
-cores: training steps per second of one process with 2 threads against two
-1-thread processes running at once (what one Snakemake shard per core gives).
+attention pooling, with the same ratio. The encoders' steps are also timed
+one after another in turn in one process, per pooling (`interleaved`), so
+that their ratios to the fastest share the machine's load. Last, the layout
+of the machine's cores: training steps per second of one process with 2
+threads against two 1-thread processes running at once (what one Snakemake
+shard per core gives).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,8 +58,9 @@ def config(encoder: str, pooling: str, size: dict, epochs: int = 5) -> dict:
     }  # fmt: skip
 
 
-def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
-    """Median seconds of one training step and of one validation pass."""
+def training_step(cfg: dict, size: dict) -> tuple[ClipClassifier, Callable[[], None]]:
+    """A seeded model and a closure running one training step (forward, backward, the
+    gradient clip, AdamW, the schedule) on a fixed full-length batch."""
     torch.manual_seed(0)
     model = ClipClassifier(
         size["feature_width"], cfg["encoder"], cfg["pooling"], cfg["width"], cfg["depth"], 0.1
@@ -69,16 +74,26 @@ def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
     lengths = torch.full((BATCH,), SEQ_LEN)
     y = (torch.arange(BATCH) % 2).float()
     model.train()
-    times = []
-    for step in range(steps + 3):
-        start = time.perf_counter()
+
+    def step() -> None:
         loss = loss_fn(model(x, lengths), y)
         optimizer.zero_grad()  # FlatAdamW: zeroed in place, the views stay
         loss.backward()
         optimizer.clip_grad_norm(1.0)
         optimizer.step()
         scheduler.step()
-        if step >= 3:
+
+    return model, step
+
+
+def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
+    """Median seconds of one training step and of one validation pass."""
+    model, step = training_step(cfg, size)
+    times = []
+    for i in range(steps + 3):
+        start = time.perf_counter()
+        step()
+        if i >= 3:
             times.append(time.perf_counter() - start)
     model.eval()
     val = torch.randn(size["n_val"], SEQ_LEN, size["feature_width"])
@@ -125,6 +140,29 @@ def bench_size(name: str, size: dict, steps: int, gflops: float) -> dict:
     for row in rows.values():
         row["x_fastest"] = row["step_ms"] / fastest
     return rows
+
+
+def interleaved(size: dict, rounds: int) -> dict:
+    """Every encoder's step, one after another in turn in one process, per pooling: the
+    medians' ratios to the fastest are then measured under the same load (this shared
+    machine's speed drifts by up to 1.6x over a run, more than a sequential sweep
+    can tell from the encoders' differences)."""
+    report = {}
+    for pooling in POOLINGS:
+        steps = {e: training_step(config(e, pooling, size), size)[1] for e in ENCODERS}
+        times: dict[str, list[float]] = {e: [] for e in ENCODERS}
+        for i in range(rounds + 3):
+            for encoder, step in steps.items():
+                start = time.perf_counter()
+                step()
+                if i >= 3:
+                    times[encoder].append(time.perf_counter() - start)
+        medians = {e: statistics.median(t) * 1e3 for e, t in times.items()}
+        fastest = min(medians.values())
+        report[pooling] = {e: {"step_ms": m, "x_fastest": m / fastest} for e, m in medians.items()}
+        print(f"  interleaved {pooling:9s} " + ", ".join(
+            f"{e} {m:.1f} ms ({m / fastest:.2f}x)" for e, m in medians.items()), flush=True)  # fmt: skip
+    return report
 
 
 def time_experiments(epochs: int, gflops: float) -> dict:
@@ -226,6 +264,7 @@ def main() -> None:
             name: bench_size(name, SIZES[name], args.steps, gflops)
             for name in args.sizes.split(",")
         },
+        "interleaved": interleaved(SIZES["embedded"], args.steps * 3),
         "experiments": time_experiments(args.epochs, gflops),
         "layout": [layout(encoder, args.steps * 3) for encoder in ("zipformer", "bimamba")],
         "machine": {"cpu": platform.processor(), "torch": torch.__version__},
