@@ -60,6 +60,31 @@ def prefix_mask(lengths: list[int], steps: int) -> torch.Tensor:
     return torch.arange(steps).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
 
 
+def within_float32_error(kernel, reference, inputs, names, floor: float = 1e-5) -> list:
+    """Check a C kernel against its PyTorch form: `kernel` and `reference` take `inputs` in
+    float32, `reference` also in float64 (the exact values). The kernel's output and the
+    gradients of every input must each be within 5x the PyTorch form's own float32 error
+    plus `floor`, relative to the exact value's scale (max |value| + 1). `names`: the
+    output's and the inputs'. Returns the kernel's output and gradients (float32)."""
+    exact_inputs = [t.detach().double().requires_grad_() for t in inputs]
+    expected = reference(*exact_inputs)
+    grad_out = torch.randn_like(expected)
+    exact = [expected, *torch.autograd.grad(expected, exact_inputs, grad_out)]
+
+    def run(function) -> list:
+        as32 = [t.detach().float().requires_grad_() for t in exact_inputs]
+        out = function(*as32)
+        return [out, *torch.autograd.grad(out, as32, grad_out.float())]
+
+    got, yardstick = run(kernel), run(reference)
+    assert got[0].shape == expected.shape and torch.isfinite(got[0]).all()
+    for name, value, torch32, want in zip(names, got, yardstick, exact, strict=True):
+        scale = want.abs().max().item() + 1.0
+        error = (value.double() - want).abs().max().item() / scale
+        assert error < 5 * (torch32.double() - want).abs().max().item() / scale + floor, name
+    return got
+
+
 def dead_parameters(model: torch.nn.Module) -> list[str]:
     """Parameters that the last backward gave no finite, nonzero gradient."""
     return [

@@ -23,7 +23,7 @@ from expsearch.models.retnet import (
     rotary_angles,
 )
 
-from .conftest import prefix_mask
+from .conftest import prefix_mask, within_float32_error
 
 
 @pytest.mark.parametrize(("width", "depth"), [(64, 1), (128, 2), (256, 4), (512, 1)])
@@ -186,23 +186,12 @@ def _kernel_call(q, k, v, decay, heads):
 def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, lengths, scale):
     *reference, decay = _core_inputs(*shape, lengths, scale)
     heads = shape[2]
-    reference = [t.requires_grad_() for t in reference]
-    expected = retention_parallel(*reference, decay, heads)
-    grad_out = torch.randn_like(expected)
-    expected_grads = torch.autograd.grad(expected, reference, grad_out)
-    inputs = [t.detach().float().requires_grad_() for t in reference]
-    got = _kernel_call(*inputs, decay.float(), heads)
-    assert got.shape == expected.shape and torch.isfinite(got).all()
-    grads = torch.autograd.grad(got, inputs, grad_out.float())
-    # The yardstick: the PyTorch form's own float32 error against float64.
-    as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = retention_parallel(*as32, decay.float(), heads)
-    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
-    for name, value, torch32, want in zip("yqkv", [got, *grads], yard, [expected, *expected_grads],
-                                          strict=True):  # fmt: skip
-        scale_of = want.abs().max().item() + 1.0
-        error = (value.double() - want).abs().max().item() / scale_of
-        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+    within_float32_error(
+        lambda q, k, v: _kernel_call(q, k, v, decay.float(), heads),
+        lambda q, k, v: retention_parallel(q, k, v, decay.to(q.dtype), heads),
+        reference,
+        "yqkv",
+    )
     q, k = (rotary(t.view(*t.shape[:2], heads, -1).transpose(1, 2)) for t in reference[:2])
     sums = ((q @ k.transpose(-1, -2)) * decay).abs().sum(-1) / math.sqrt(shape[3])
     assert ((sums < 1) if scale < 1 else (sums > 1)).any()

@@ -17,7 +17,7 @@ from expsearch.models.xlstm import (
     mlstm_recurrent,
 )
 
-from .conftest import prefix_mask
+from .conftest import prefix_mask, within_float32_error
 
 WIDTH = 64
 
@@ -166,26 +166,11 @@ def _block_inputs(batch, steps, heads, d, scale, seed=0):
 )
 @pytest.mark.parametrize("scale", [1.0, 50.0])  # 50: exp(i) overflows float32 unstabilised
 def test_kernel_equals_the_parallel_form_in_output_and_every_gradient(shape, scale):
-    reference = [t.requires_grad_() for t in _block_inputs(*shape, scale)]
-    expected = mlstm_parallel_block(*reference)
-    grad_out = torch.randn_like(expected)
-    expected_grads = torch.autograd.grad(expected, reference, grad_out)
-
-    inputs = [t.detach().float().requires_grad_() for t in reference]
-    got = fused_mlstm(*inputs)
-    assert got.shape == expected.shape and torch.isfinite(got).all()
-    grads = torch.autograd.grad(got, inputs, grad_out.float())
-    # The yardstick: the PyTorch form's own float32 error against float64. Large gates
-    # make the cell ill-conditioned (both reach ~1e-4 of the gradients' scale at 50).
-    as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = mlstm_parallel_block(*as32)
-    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
-    names = ["h", "qkv", "gates"]
-    for name, value, torch32, want in zip(names, [got, *grads], yard, [expected, *expected_grads],
-                                          strict=True):  # fmt: skip
-        scale_of = want.abs().max().item() + 1.0
-        error = (value.double() - want).abs().max().item() / scale_of
-        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+    # Large gates make the cell ill-conditioned: the PyTorch form's own float32 error, the
+    # yardstick, reaches ~1e-4 of the gradients' scale at 50.
+    within_float32_error(
+        fused_mlstm, mlstm_parallel_block, _block_inputs(*shape, scale), ["h", "qkv", "gates"]
+    )
 
 
 @needs_kernel
@@ -241,23 +226,10 @@ def _head_norm_inputs(batch, steps, heads, d, spread, seed=0):
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 7, 2, 5), (64, 20, 4, 32), (2, 90, 4, 64)])
 @pytest.mark.parametrize("spread", [2.0, 1e-3])
 def test_head_norm_kernel_equals_the_pytorch_form_in_output_and_every_gradient(shape, spread):
-    reference = [t.requires_grad_() for t in _head_norm_inputs(*shape, spread)]
-    expected = head_norm.reference(*reference)
-    grad_out = torch.randn_like(expected)
-    expected_grads = torch.autograd.grad(expected, reference, grad_out)
-    inputs = [t.detach().float().requires_grad_() for t in reference]
-    got = head_norm.head_norm_skip(*inputs)
-    grads = torch.autograd.grad(got, inputs, grad_out.float())
-    as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = head_norm.reference(*as32)
-    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
-    for name, value, torch32, want in zip(
-        ("y", "h", "x_c", "weight", "skip"), [got, *grads], yard, [expected, *expected_grads],
-        strict=True,
-    ):  # fmt: skip
-        scale_of = want.abs().max().item() + 1.0
-        error = (value.double() - want).abs().max().item() / scale_of
-        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-6, name
+    within_float32_error(
+        head_norm.head_norm_skip, head_norm.reference, _head_norm_inputs(*shape, spread),
+        ["y", "h", "x_c", "weight", "skip"], floor=1e-6,
+    )  # fmt: skip
 
 
 @needs_norm_kernel

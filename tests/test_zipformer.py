@@ -23,7 +23,7 @@ from expsearch.models.zipformer import (
     attention_reference,
 )
 
-from .conftest import prefix_mask
+from .conftest import prefix_mask, within_float32_error
 
 
 def encoder(width=64, depth=1, dropout=0.0, seed=0):
@@ -97,24 +97,13 @@ def test_bias_norm_kernel_equals_the_pytorch_form_in_output_and_every_gradient(s
     gen = torch.Generator().manual_seed(0)
     bias = torch.randn(shape[-1], generator=gen, dtype=torch.float64)
     x = spread * torch.randn(*shape, generator=gen, dtype=torch.float64) + bias
-    reference = [x.requires_grad_(), bias.requires_grad_(), torch.tensor(0.7).double()]
-    reference[2].requires_grad_()
-    expected = bias_norm.reference(*reference, 1e-6)
-    grad_out = torch.randn_like(expected)
-    expected_grads = torch.autograd.grad(expected, reference, grad_out)
-    inputs = [t.detach().float().requires_grad_() for t in reference]
-    got = bias_norm.bias_norm(*inputs, 1e-6)
-    grads = torch.autograd.grad(got, inputs, grad_out.float())
-    as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = bias_norm.reference(*as32, 1e-6)
-    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
-    for name, value, torch32, want in zip(
-        ("y", "x", "bias", "log_scale"), [got, *grads], yard, [expected, *expected_grads],
-        strict=True,
-    ):  # fmt: skip
-        scale_of = want.abs().max().item() + 1.0
-        error = (value.double() - want).abs().max().item() / scale_of
-        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-6, name
+    within_float32_error(
+        lambda *inputs: bias_norm.bias_norm(*inputs, 1e-6),
+        lambda *inputs: bias_norm.reference(*inputs, 1e-6),
+        [x, bias, torch.tensor(0.7, dtype=torch.float64)],
+        ["y", "x", "bias", "log_scale"],
+        floor=1e-6,
+    )
 
 
 @needs_norm_kernel
@@ -236,26 +225,16 @@ def test_attention_kernel_equals_the_pytorch_form_in_output_and_every_gradient(
 ):
     batch, steps, heads = shape[:3]
     mask = prefix_mask(lengths or [steps] * batch, steps)
-    reference = [t.requires_grad_() for t in _attention_inputs(*shape, scale)]
-    expected = attention_reference(*reference, mask, heads)
-    grad_out = torch.randn_like(expected)
-    expected_grads = torch.autograd.grad(expected, reference, grad_out)
-    inputs = [t.detach().float().requires_grad_() for t in reference]
-    got = fused_attention(*inputs, mask, heads)
-    assert got.shape == expected.shape and torch.isfinite(got).all()
-    grads = torch.autograd.grad(got, inputs, grad_out.float())
-    # The yardstick: the PyTorch form's own float32 error against float64.
-    as32 = [t.detach().float().requires_grad_() for t in reference]
-    out32 = attention_reference(*as32, mask, heads)
-    yard = [out32, *torch.autograd.grad(out32, as32, grad_out.float())]
-    for name, value, torch32, want in zip(
-        ("y", "qkv", "bias"), [got, *grads], yard, [expected, *expected_grads], strict=True
-    ):
-        scale_of = want.abs().max().item() + 1.0
-        error = (value.double() - want).abs().max().item() / scale_of
-        assert error < 5 * (torch32.double() - want).abs().max().item() / scale_of + 1e-5, name
+    inputs = _attention_inputs(*shape, scale)
+    got = within_float32_error(
+        lambda qkv, bias: fused_attention(qkv, bias, mask, heads),
+        lambda qkv, bias: attention_reference(qkv, bias, mask, heads),
+        inputs,
+        ["y", "qkv", "bias"],
+    )
     with torch.no_grad():  # no backward to come: the kernel keeps no weights
-        torch.testing.assert_close(fused_attention(*inputs, mask, heads), got)
+        as32 = [t.float() for t in inputs]
+        torch.testing.assert_close(fused_attention(*as32, mask, heads), got[0])
 
 
 @needs_kernel
