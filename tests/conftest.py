@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ from expsearch.params import load_params
 from expsearch.space import Space
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Figures a test builds to inspect (the paper's writer closes the ones it saves) are
+    closed after it: pyplot keeps every open figure and warns past 20."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 @pytest.fixture(scope="session")
