@@ -10,12 +10,13 @@
  * problem that fits in L1, while the PyTorch form runs a dozen passes over (B, H, T, *)
  * tensors each way, plus the copies between the projection's (B, T, 3, H, d) layout and
  * (B, H, T, d) and back (the backward's `cat` of the three gradients): about an eighth of
- * a Zipformer training step on one core for a few MFLOP. The backward recomputes S and P.
+ * a Zipformer training step on one core for a few MFLOP. The forward keeps P for the
+ * backward (when one will run), which reads it instead of recomputing the softmax.
  *
  * Layout (row-major float32): qkv and its gradient (nb, nt, 3, nh, nd), the projection's
  * output read in place; y and its gradient (nb, nt, nh nd), the layout the output
  * projection takes; bias and its gradient (nh, 2 nr + 1); keep (nb, nt) bytes, nonzero
- * where a key is valid (each row keeps >= 1). Masked keys get weight exactly 0 (no
+ * where a key is valid (each row keeps >= 1); weights, P, (nb, nh, nt, nt). Masked keys get weight exactly 0 (no
  * infinities: -ffast-math assumes there are none). Single-threaded on purpose.
  */
 #include <math.h>
@@ -37,9 +38,9 @@ static inline int64_t distance(int64_t n, int64_t m, int64_t nr)
 }
 
 /* Per-call scratch: the bias by (head, query, key) (nh x T x np), made once per call,
- * and its gradient summed over the batch (same shape); for one batch row its key mask as 0/1 floats; for one (row, head) K^T / sqrt(d) and
- * V^T (d, np), the weights P and the scores' gradient G by rows (T x np), and one
- * column of each. */
+ * and its gradient summed over the batch (same shape); one batch row's key mask as 0/1
+ * floats; for one (row, head) K^T / sqrt(d) and V^T (d, np), the weights P and the
+ * scores' gradient G by rows (T x np), and one column of each. */
 typedef struct {
     float *Bias, *GB, *keep, *Kt, *Vt, *P, *G, *colP, *colG;
 } Scratch;
@@ -62,7 +63,8 @@ static Scratch scratch_new(Dims z, IN bias)
     for (int64_t hd = 0; bias && hd < z.nh; hd++) /* the backward passes none */
         for (int64_t n = 0; n < nt; n++)
             for (int64_t m = 0; m < nt; m++)
-                s.Bias[(hd * nt + n) * np + m] = bias[hd * (2 * z.nr + 1) + distance(n, m, z.nr)];
+                s.Bias[(hd * nt + n) * np + m] =
+                    bias[hd * (2 * z.nr + 1) + distance(n, m, z.nr)];
     return s;
 }
 

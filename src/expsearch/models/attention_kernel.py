@@ -7,9 +7,10 @@
 
 It computes `zipformer.attention_reference` (softmax(q k^T / sqrt(d) + bias) v over the
 valid keys, per head) on float32 CPU tensors, reading the projection's layout in place
-and writing the output projection's: no permutes to (B, H, T, d), no (B, H, T, T)
-temporaries, and a backward that writes the three gradients into one (B, T, 3 H d)
-tensor instead of concatenating them. `zipformer.SelfAttention` dispatches here when
+and writing the output projection's: no permutes to (B, H, T, d), one (B, H, T, T)
+tensor (the weights, kept for the backward only when one will run), and a backward
+that writes the three gradients into one (B, T, 3 H d) tensor instead of
+concatenating them. `zipformer.SelfAttention` dispatches here when
 `available` says so and to the PyTorch form otherwise (a GPU, another dtype,
 EXPSEARCH_NATIVE=0, no compiler); the two agree to float32 rounding
 (tests/test_zipformer.py).
