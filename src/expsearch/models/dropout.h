@@ -1,5 +1,5 @@
 /* The counter-based generator of the dropout masks (dropout.c writes masks with it;
- * swoosh.c regenerates them inside its fused activation-and-dropout pass): draw g of a
+ * act_dropout.c makes them inside its fused activation-and-dropout pass): draw g of a
  * call whose first 64-bit draw is `first` is splitmix64(seed + (first + g + 1) GOLDEN),
  * and element i of the call is kept when 16-bit part i % 4 of draw i / 4 is >= the
  * threshold. native.py puts this header's text in each kernel's cache key.

@@ -8,7 +8,7 @@ Why: on a CPU, `nn.Dropout` draws its mask with `bernoulli_`, which costs about
 in a one-thread step profile it was 14-40 % of a training step. Here a CPU
 mask is written in one pass by a C kernel (`models/dropout.c`, built by
 `models/native.py`) from a counter-based generator (`models/dropout.h`,
-which Zipformer's fused Swoosh-and-dropout kernel shares): splitmix64 of the
+which the fused FFN kernel `models/act_dropout.c` shares): splitmix64 of the
 module's seed and draw count, each 64-bit draw giving four 16-bit ones. An
 element is kept when its draw is >= round(p * 65536), so p is applied to
 within 1/65536, and the kept elements are scaled by exactly 1 / (1 - p), as
@@ -70,7 +70,7 @@ class Dropout(nn.Module):
     def reserve(self, n: int) -> int:
         """Take the draws of an n-element mask from this module's CPU stream: returns the
         first draw's index, for a kernel that makes the mask itself (`cpu_mask`, and
-        `swoosh.swoosh_dropout`, which regenerates it in its backward)."""
+        `act_dropout.act_dropout`, which makes it again in its backward)."""
         first = self.draws
         self.draws += (n + 3) // 4
         return first
