@@ -30,12 +30,18 @@ def _kernel() -> ctypes.CDLL | None:
     return native.kernel("attention", attention_forward=(5, 5), attention_backward=(5, 5))
 
 
+def _sizes(qkv, rel_bias, heads: int) -> list[int]:
+    """The kernel's dimensions: batch, steps, heads, head size, largest distance R."""
+    batch, steps, width3 = qkv.shape
+    return [batch, steps, heads, width3 // 3 // heads, (rel_bias.shape[1] - 1) // 2]
+
+
 def _forward(qkv, rel_bias, mask, heads: int, weights: torch.Tensor | None) -> torch.Tensor:
     """The kernel's output (B, T, H d); the weights P into `weights` (B, H, T, T) if given."""
     batch, steps, width3 = qkv.shape
-    sizes = [batch, steps, heads, width3 // 3 // heads, (rel_bias.shape[1] - 1) // 2]
     y = qkv.new_empty(batch, steps, width3 // 3)
-    _kernel().attention_forward(*native.pointers(qkv, rel_bias, mask, y, weights), *sizes)
+    tensors = native.pointers(qkv, rel_bias, mask, y, weights)
+    _kernel().attention_forward(*tensors, *_sizes(qkv, rel_bias, heads))
     return y
 
 
@@ -46,7 +52,7 @@ class _FusedAttention(torch.autograd.Function):
         weights = qkv.new_empty(batch, heads, steps, steps)  # P, kept for the backward
         y = _forward(qkv, rel_bias, mask, heads, weights)
         ctx.save_for_backward(qkv, weights)
-        ctx.sizes = [batch, steps, heads, qkv.shape[2] // 3 // heads, (rel_bias.shape[1] - 1) // 2]
+        ctx.sizes = _sizes(qkv, rel_bias, heads)
         ctx.bias_shape = rel_bias.shape
         return y
 

@@ -71,8 +71,7 @@ class DepthwiseConv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[-1]
         kernel, left = self.kernel_size[0], self.padding[0]
-        cpu32 = x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
-        if cpu32 and _kernel() is not None:
+        if native.cpu_float32(x, self.weight) and _kernel() is not None:
             y = ChannelsLastDepthwise.apply(x.transpose(1, 2), self.weight, self.bias, left)
             return y.transpose(1, 2)
         if steps > TOEPLITZ_MAX_STEPS:

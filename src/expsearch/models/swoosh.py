@@ -63,13 +63,7 @@ class _NativeSwoosh(torch.autograd.Function):
 
 
 def swoosh(x: torch.Tensor, constants: tuple[float, float, float]) -> torch.Tensor:
-    native_path = (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.is_contiguous()
-        and _kernel() is not None
-    )
-    if native_path:
+    if native.cpu_float32(x) and x.is_contiguous() and _kernel() is not None:
         return _NativeSwoosh.apply(x, _params(constants))
     return reference(x, *constants)
 
