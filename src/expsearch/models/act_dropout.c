@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "dropout.h"
+#include "vector.h"
 
 #define SWOOSH 0
 #define GELU 1
@@ -61,10 +62,7 @@ void act_dropout_forward(const float *restrict h, const float *restrict b,
     free(mask);
 }
 
-/* The bias gradient sums nrows terms per channel: in float over blocks of rows, each
- * block's sum added in double. */
-#define BLOCK 64
-
+/* The bias gradient sums nrows terms per channel: blocked (vector.h, flush_sums). */
 void act_dropout_backward(const float *restrict h, const float *restrict b,
                           const float *restrict params, const float *restrict scale,
                           const float *restrict gy, float *restrict gh, float *restrict gb,
@@ -97,11 +95,8 @@ void act_dropout_backward(const float *restrict h, const float *restrict b,
             }
         for (int64_t c = 0; c < nc; c++)
             block[c] += out[c];
-        if ((t + 1) % BLOCK == 0 || t + 1 == nrows)
-            for (int64_t c = 0; c < nc; c++) {
-                total[c] += block[c];
-                block[c] = 0.0f;
-            }
+        if ((t + 1) % SUM_BLOCK == 0 || t + 1 == nrows)
+            flush_sums(block, total, nc);
     }
     for (int64_t c = 0; c < nc; c++)
         gb[c] = (float)total[c];

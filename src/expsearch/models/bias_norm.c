@@ -18,8 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define IN const float *restrict
-#define OUT float *restrict
+#include "vector.h"
 
 void bias_norm_forward(IN x, IN b, IN g, IN eps, OUT y, OUT r, int64_t nrows, int64_t nc)
 {
@@ -37,10 +36,7 @@ void bias_norm_forward(IN x, IN b, IN g, IN eps, OUT y, OUT r, int64_t nrows, in
     }
 }
 
-/* The bias gradient sums nrows terms per channel: in float over blocks of rows, each
- * block's sum added in double. */
-#define BLOCK 64
-
+/* The bias gradient sums nrows terms per channel: blocked (vector.h, flush_sums). */
 void bias_norm_backward(IN x, IN b, IN g, IN r, IN gy, OUT gx, OUT gb, OUT gg, int64_t nrows,
                         int64_t nc)
 {
@@ -48,8 +44,8 @@ void bias_norm_backward(IN x, IN b, IN g, IN r, IN gy, OUT gx, OUT gb, OUT gg, i
     double *gb_total = calloc(nc, sizeof(double));
     float *gb_block = calloc(nc, sizeof(float));
     double gg_total = 0.0;
-    for (int64_t t0 = 0; t0 < nrows; t0 += BLOCK) {
-        const int64_t t1 = t0 + BLOCK < nrows ? t0 + BLOCK : nrows;
+    for (int64_t t0 = 0; t0 < nrows; t0 += SUM_BLOCK) {
+        const int64_t t1 = t0 + SUM_BLOCK < nrows ? t0 + SUM_BLOCK : nrows;
         for (int64_t t = t0; t < t1; t++) {
             IN xt = x + t * nc;
             IN gt = gy + t * nc;
@@ -64,10 +60,7 @@ void bias_norm_backward(IN x, IN b, IN g, IN r, IN gy, OUT gx, OUT gb, OUT gg, i
             }
             gg_total += (double)(f * dot);
         }
-        for (int64_t c = 0; c < nc; c++) {
-            gb_total[c] += gb_block[c];
-            gb_block[c] = 0.0f;
-        }
+        flush_sums(gb_block, gb_total, nc);
     }
     for (int64_t c = 0; c < nc; c++)
         gb[c] = (float)gb_total[c];

@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define IN const float *restrict
-#define OUT float *restrict
+#include "vector.h"
+
 #define EPS 1e-5f
 
 void head_norm_forward(IN h, IN xc, IN w, IN skip, OUT y, OUT stats, int64_t nrows,
@@ -50,10 +50,8 @@ void head_norm_forward(IN h, IN xc, IN w, IN skip, OUT y, OUT stats, int64_t nro
     }
 }
 
-/* The gain's and skip's gradients sum nrows terms per channel: in float over blocks of
- * rows, each block's sum added in double. */
-#define BLOCK 64
-
+/* The gain's and skip's gradients sum nrows terms per channel: blocked (vector.h,
+ * flush_sums). */
 void head_norm_backward(IN h, IN xc, IN w, IN skip, IN stats, IN g, OUT gh, OUT gxc, OUT gw,
                         OUT gskip, int64_t nrows, int64_t nh, int64_t nd)
 {
@@ -63,8 +61,8 @@ void head_norm_backward(IN h, IN xc, IN w, IN skip, IN stats, IN g, OUT gh, OUT 
     /* g w of one head, kept rounded: recomputed, its product could fuse into an FMA and
      * a - mean(a) would then not cancel exactly (a one-channel head's gradient is 0). */
     float *a = malloc(nd * sizeof(float));
-    for (int64_t t0 = 0; t0 < nrows; t0 += BLOCK) {
-        const int64_t t1 = t0 + BLOCK < nrows ? t0 + BLOCK : nrows;
+    for (int64_t t0 = 0; t0 < nrows; t0 += SUM_BLOCK) {
+        const int64_t t1 = t0 + SUM_BLOCK < nrows ? t0 + SUM_BLOCK : nrows;
         for (int64_t t = t0; t < t1; t++) {
             for (int64_t hd = 0; hd < nh; hd++) {
                 const int64_t o = t * nc + hd * nd, c0 = hd * nd;
@@ -87,10 +85,7 @@ void head_norm_backward(IN h, IN xc, IN w, IN skip, IN stats, IN g, OUT gh, OUT 
                 }
             }
         }
-        for (int64_t c = 0; c < 2 * nc; c++) {
-            total[c] += block[c];
-            block[c] = 0.0f;
-        }
+        flush_sums(block, total, 2 * nc);
     }
     for (int64_t c = 0; c < nc; c++) {
         gw[c] = (float)total[c];

@@ -1,7 +1,8 @@
 /* Vector helpers of the C kernels: a LANES-wide float vector type (selective_scan.c,
- * mlstm.c, retention.c) and the two products of the kernels that solve one small
- * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c). native.py puts this
- * header's text in each kernel's cache key.
+ * mlstm.c, retention.c), the two products of the kernels that solve one small
+ * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c), and the blocked
+ * per-channel sums of the kernels' parameter gradients (bias_norm.c, head_norm.c,
+ * act_dropout.c). native.py puts this header's text in each kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must
@@ -97,6 +98,20 @@ static inline void transpose_rows(IN src, int64_t stride, int64_t nt, int64_t nd
     for (int64_t u = 0; u < nt; u++)
         for (int64_t j = 0; j < nd; j++)
             dst[j * np + u] = src[u * stride + j];
+}
+
+/* Per-channel sums over many rows (the bias, gain and skip gradients): each row adds
+ * into a float `block`, and every SUM_BLOCK rows (and after the last) `flush_sums` adds
+ * the block into a double `total` and clears it, so the float rounding grows with
+ * SUM_BLOCK rather than with the number of rows. */
+#define SUM_BLOCK 64
+
+static inline void flush_sums(float *restrict block, double *restrict total, int64_t n)
+{
+    for (int64_t c = 0; c < n; c++) {
+        total[c] += block[c];
+        block[c] = 0.0f;
+    }
 }
 
 #endif
