@@ -45,7 +45,6 @@ from torch import nn
 
 from . import attention_kernel
 from .act_dropout import act_dropout
-from .attention_kernel import fused_attention
 from .bias_norm import bias_norm
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
@@ -186,7 +185,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         qkv = self.qkv(x)
-        attend = fused_attention if attention_kernel.available(qkv) else attention_reference
+        use_kernel = attention_kernel.available(qkv)
+        attend = attention_kernel.fused_attention if use_kernel else attention_reference
         return self.dropout(self.out(attend(qkv, self.rel_bias, mask, self.heads)))
 
 
