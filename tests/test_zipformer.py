@@ -21,6 +21,7 @@ from expsearch.models.zipformer import (
     SelfAttention,
     ZipformerEncoder,
     attention_reference,
+    limit,
 )
 
 from .conftest import prefix_mask, within_float32_error
@@ -176,6 +177,21 @@ def test_bypass_limit_lets_gradient_back_in_range():
     (bypass(x, y) * torch.tensor([[1.0, -1.0]])).sum().backward()
     # descent would lower channel 0 further below the range (blocked), raises channel 1
     assert bypass.scale.grad.tolist() == [0.0, -1.0]
+
+
+def test_limit_clamps_and_blocks_only_gradients_that_push_further_out():
+    p = torch.tensor([0.5, 0.5, 1.0, 1.5, 2.0, 2.5, 2.5], requires_grad=True)
+    out = limit(p, 1.0, 2.0)
+    assert out.tolist() == [1.0, 1.0, 1.0, 1.5, 2.0, 2.0, 2.0]
+    grad = torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0, -1.0, 1.0])
+    out.backward(grad)
+    # below the range a positive gradient (descent lowers p) is blocked, above it a
+    # negative one; inside and on the bounds every gradient passes
+    assert p.grad.tolist() == [0.0, -1.0, 1.0, -1.0, -1.0, 0.0, 1.0]
+    lo = torch.tensor([0.0, 1.5])  # tensor bounds, as Bypass's schedule gives
+    q = torch.tensor([1.0, 1.0], requires_grad=True)
+    limit(q, lo, 2.0).backward(torch.tensor([1.0, 1.0]))
+    assert q.grad.tolist() == [1.0, 0.0]
 
 
 def test_downsample_equal_weights_is_masked_mean():

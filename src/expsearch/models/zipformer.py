@@ -62,23 +62,25 @@ WARMUP_STEPS = 200
 
 class _Limit(torch.autograd.Function):
     """clamp(p, lo, hi) forward; backward passes the gradient except where p lies outside
-    [lo, hi] and a descent step would move it further out."""
+    [lo, hi] and a descent step would move it further out. lo and hi: numbers or tensors.
+
+    A Zipformer step applies it 13 times to parameters of one to `width` values, so its
+    cost is its op count: it keeps p - clamp(p), negative below the range and positive
+    above, and blocks where that times the gradient is negative (3 ops back, not 6)."""
 
     @staticmethod
     def forward(ctx, p, lo, hi):
-        below, above = p < lo, p > hi
-        ctx.save_for_backward(below, above)
-        return torch.clamp(p, lo, hi)
+        out = p.clamp_min(lo).clamp_max(hi)
+        ctx.save_for_backward(p - out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        below, above = ctx.saved_tensors
-        block = (below & (grad > 0)) | (above & (grad < 0))
-        return grad.masked_fill(block, 0.0), None, None
+        (excess,) = ctx.saved_tensors
+        return grad.masked_fill(excess * grad < 0, 0.0), None, None
 
 
 def limit(p: torch.Tensor, lo, hi) -> torch.Tensor:
-    lo, hi = (torch.as_tensor(v, dtype=p.dtype, device=p.device) for v in (lo, hi))
     return _Limit.apply(p, lo, hi)
 
 
