@@ -36,31 +36,32 @@ typedef struct {
     int64_t nb, nt, nh, nd;
 } Dims;
 
-/* Per-call scratch for one (row, head): D and QK (T x np), two rows (gP, row), eight
- * per-step vectors, and k and v transposed to (d, np), so that q.k and g.v for a whole
- * row of u run over u in contiguous vectors instead of one reduction across d per pair. */
+/* Per-call scratch for one (row, head): D and QK (T x np), two rows (gP, row), per-step
+ * vectors (cum, ig, gcum and gi padded to np: the row loops run over whole vectors), and
+ * k and v transposed to (d, np), so that q.k and g.v for a whole row of u run over u in
+ * contiguous vectors instead of one reduction across d per pair. */
 typedef struct {
-    float *D, *QK, *gP, *row, *cum, *m, *e, *n, *rowsum, *gcum, *gi, *ig, *Kt, *Vt;
+    float *D, *QK, *gP, *row, *cum, *ig, *gcum, *gi, *m, *e, *n, *rowsum, *Kt, *Vt;
 } Scratch;
 
 static Scratch scratch_new(int64_t nt, int64_t nd)
 {
     const int64_t np = padded(nt);
     /* calloc: the padding columns of Kt and Vt must read as 0. */
-    float *block = calloc(2 * nt * np + 2 * np + 8 * nt + 2 * nd * np, sizeof(float));
+    float *block = calloc(2 * nt * np + 6 * np + 4 * nt + 2 * nd * np, sizeof(float));
     Scratch s = {.D = block};
     s.QK = s.D + nt * np;
     s.gP = s.QK + nt * np;
     s.row = s.gP + np;
     s.cum = s.row + np;
-    s.m = s.cum + nt;
+    s.ig = s.cum + np;
+    s.gcum = s.ig + np;
+    s.gi = s.gcum + np;
+    s.m = s.gi + np;
     s.e = s.m + nt;
     s.n = s.e + nt;
     s.rowsum = s.n + nt;
-    s.gcum = s.rowsum + nt;
-    s.gi = s.gcum + nt;
-    s.ig = s.gi + nt;
-    s.Kt = s.ig + nt;
+    s.Kt = s.rowsum + nt;
     s.Vt = s.Kt + nd * np;
     return s;
 }
@@ -94,9 +95,12 @@ static float *sigmoid_neg_all(IN x, int64_t count)
     return out;
 }
 
-/* cum, m, e = exp(-m), D (row t: columns 0..t), QK = q.k / sqrt(d), rowsum and n of head
- * `hd`, and Kt. qkv_b, gates_b, ls_b: the row's first step of qkv, gates and their log
- * sigmoid. */
+/* cum, m, e = exp(-m), D, QK = q.k / sqrt(d), rowsum and n of head `hd`, and Kt. Row t
+ * of D and QK is computed over whole vectors, columns 0 .. padded(t + 1) - 1: the
+ * columns after t (later steps) are masked to -3e38 before the exp, so D is exactly 0
+ * there and every product with it, forward and backward, is 0 too (at T <= 30 a row is
+ * one or two vectors; a loop over the t + 1 valid columns ran scalar below LANES).
+ * qkv_b, gates_b, ls_b: the row's first step of qkv, gates and their log sigmoid. */
 static void cell(IN qkv_b, IN gates_b, IN ls_b, int64_t hd, Dims z, Scratch s)
 {
     const int64_t step = z.nh * 3 * z.nd, gstep = 2 * z.nh, nt = z.nt, nd = z.nd;
@@ -110,26 +114,23 @@ static void cell(IN qkv_b, IN gates_b, IN ls_b, int64_t hd, Dims z, Scratch s)
     }
     transpose_rows(qkv_b + hd * 3 * nd + nd, step, nt, nd, s.Kt);
     for (int64_t t = 0; t < nt; t++) {
-        const int64_t len = t + 1;
+        const int64_t width = padded(t + 1);
         float *D = s.D + t * np, *QK = s.QK + t * np;
-        IN cum = s.cum;
-        IN ig = s.ig;
-        const float ct = cum[t];
-        for (int64_t u = 0; u < len; u++)
-            D[u] = ct - cum[u] + ig[u];
-        float m = D[0];
-        for (int64_t u = 1; u < len; u++)
+        const float ct = s.cum[t];
+        float m = -3e38f;
+        for (int64_t u = 0; u < width; u++) {
+            D[u] = u <= t ? ct - s.cum[u] + s.ig[u] : -3e38f;
             m = fmaxf(m, D[u]);
-        for (int64_t u = 0; u < len; u++)
-            D[u] = expf(D[u] - m);
-        row_times(qkv_b + t * step + hd * 3 * nd, s.Kt, nd, np, len, QK);
-        float sum = 0.0f;
-        for (int64_t u = 0; u < len; u++) {
-            QK[u] *= inv_root;
-            sum += QK[u] * D[u];
+        }
+        row_times(qkv_b + t * step + hd * 3 * nd, s.Kt, nd, np, t + 1, QK);
+        vec sum = {0};
+        for (int64_t u0 = 0; u0 < width; u0 += LANES) {
+            V(D + u0) = vexp(V(D + u0) - m);
+            V(QK + u0) *= inv_root;
+            sum += V(QK + u0) * V(D + u0);
         }
         s.m[t] = m;
-        s.rowsum[t] = sum;
+        s.rowsum[t] = hsum(sum);
     }
     for (int64_t t = 0; t < nt; t++) {
         s.e[t] = expf(-s.m[t]);
@@ -152,8 +153,8 @@ void mlstm_forward(IN qkv, IN gates, OUT h, int64_t nb, int64_t nt, int64_t nh, 
                 IN D = s.D + t * np;
                 IN QK = s.QK + t * np;
                 const float n = s.n[t];
-                for (int64_t u = 0; u <= t; u++)
-                    s.row[u] = QK[u] * D[u] / n;
+                for (int64_t u0 = 0; u0 <= t; u0 += LANES)
+                    V(s.row + u0) = V(QK + u0) * V(D + u0) / n;
                 combine(s.row, qkv_b + hd * 3 * nd + 2 * nd, step, t + 1, nd,
                         h + ((b * nt + t) * nh + hd) * nd);
             }
@@ -190,33 +191,34 @@ void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, i
             const int64_t at = hd * 3 * nd;
             cell(qkv_b, gates_b, ls + b * nt * gstep, hd, z, s);
             transpose_rows(qkv_b + at + 2 * nd, step, nt, nd, s.Vt);
-            memset(s.gcum, 0, sizeof(float) * nt);
-            memset(s.gi, 0, sizeof(float) * nt);
+            memset(s.gcum, 0, sizeof(float) * np);
+            memset(s.gi, 0, sizeof(float) * np);
             /* Row t: h_t = sum_u P_tu v_u with P = S / n, so dL/dP_tu = g_t . v_u and
              * dL/dn_t = -sum_u dL/dP_tu P_tu / n_t. Row t of D becomes P and row t of QK
              * becomes dL/d(q.k): the columns of both give dL/dv and dL/dk after the rows. */
             for (int64_t t = 0; t < nt; t++) {
                 float *D = s.D + t * np, *QK = s.QK + t * np;
                 const float n = s.n[t];
+                const int64_t width = padded(t + 1); /* D is 0 after column t: see cell */
                 row_times(gh_b + (t * nh + hd) * nd, s.Vt, nd, np, t + 1, s.gP);
-                float gn = 0.0f;
-                for (int64_t u = 0; u <= t; u++) {
-                    s.row[u] = QK[u] * D[u] / n;
-                    gn -= s.gP[u] * s.row[u];
+                vec gn = {0};
+                for (int64_t u0 = 0; u0 < width; u0 += LANES) {
+                    V(s.row + u0) = V(QK + u0) * V(D + u0) / n;
+                    gn -= V(s.gP + u0) * V(s.row + u0);
                 }
-                const float g_sum = gn / n * normaliser_slope(s.rowsum[t], s.e[t]);
-                float g_row = 0.0f;
-                for (int64_t u = 0; u <= t; u++) {
-                    const float g_s = s.gP[u] / n + g_sum;  /* dL/dS_tu */
-                    const float g_w = g_s * QK[u] * D[u];   /* through exp(w - m) */
-                    QK[u] = g_s * D[u] * inv_root;          /* through q.k / sqrt(d) */
-                    D[u] = s.row[u];
+                const float g_sum = hsum(gn) / n * normaliser_slope(s.rowsum[t], s.e[t]);
+                vec g_row = {0};
+                for (int64_t u0 = 0; u0 < width; u0 += LANES) {
+                    const vec g_s = V(s.gP + u0) / n + g_sum;        /* dL/dS_tu */
+                    const vec g_w = g_s * V(QK + u0) * V(D + u0);    /* through exp(w - m) */
+                    V(QK + u0) = g_s * V(D + u0) * inv_root;         /* through q.k / sqrt(d) */
+                    V(D + u0) = V(s.row + u0);
                     /* w_tu = cum_t - cum_u + i_u */
-                    s.gi[u] += g_w;
-                    s.gcum[u] -= g_w;
+                    V(s.gi + u0) += g_w;
+                    V(s.gcum + u0) -= g_w;
                     g_row += g_w;
                 }
-                s.gcum[t] += g_row;
+                s.gcum[t] += hsum(g_row);
                 /* dL/dq_t = sum_u dL/d(q.k)_tu k_u / sqrt(d) (the 1/sqrt(d) is in QK). */
                 combine(QK, qkv_b + at + nd, step, t + 1, nd, gqkv_b + t * step + at);
             }

@@ -31,7 +31,7 @@
  * gradients: (nd). z, delta_bias (and their gradients) may be NULL: absent. gA, gB,
  * gC, gD, gdelta_bias and gz_bias are accumulated into: the caller zeroes them.
  * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
- * Built by models/native.py. The recurrence's exp is inline (vexp); the per-step
+ * Built by models/native.py. The recurrence's exp is inline (vexp, vector.h); the per-step
  * softplus and sigmoid go through glibc's libmvec.
  */
 #include <math.h>
@@ -40,33 +40,6 @@
 #include <string.h>
 
 #include "vector.h"
-
-/* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
- * [-ln2/2, ln2/2], about 1 ulp): the inner loops call it once per state index, and
- * libmvec's expf, a call, made gcc spill the loop's vector registers around every one.
- * Below -87.3 (where float's exp leaves the normal range) it gives 0. */
-static inline vec vexp(vec x)
-{
-    float out[LANES];
-    for (int j = 0; j < LANES; j++) {
-        const float xj = fminf(fmaxf(x[j], -87.3f), 88.3f);
-        const float n = floorf(xj * 1.44269504088896341f + 0.5f);
-        const float r = (xj - n * 0.693359375f) + n * 2.12194440e-4f;
-        float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        p = p * r * r + r + 1.0f;
-        union {
-            int32_t i;
-            float f;
-        } scale = {.i = ((int32_t)n + 127) << 23};
-        out[j] = x[j] < -87.3f ? 0.0f : p * scale.f;
-    }
-    return V(out);
-}
 
 /* Per-channel parameters in blocks of LANES: A transposed to (blocks, ns, LANES), the
  * vectors (D, delta_bias, z_bias) padded to blocks * LANES; a NULL vector reads as 0. */

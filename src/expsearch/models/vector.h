@@ -1,6 +1,7 @@
 /* Vector helpers of the C kernels: a LANES-wide float vector type (selective_scan.c,
- * mlstm.c, retention.c), the two products of the kernels that solve one small
- * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c), and the blocked
+ * mlstm.c, retention.c), its inline exp and lane sum (selective_scan.c, mlstm.c), the
+ * two products of the kernels that solve one small (T x T) problem per (row, head) in
+ * L1 (mlstm.c, retention.c), and the blocked
  * per-channel sums of the kernels' parameter gradients (bias_norm.c, head_norm.c,
  * act_dropout.c). native.py puts this header's text in each kernel's cache key.
  *
@@ -11,6 +12,7 @@
 #ifndef EXPSEARCH_VECTOR_H
 #define EXPSEARCH_VECTOR_H
 
+#include <math.h>
 #include <stdint.h>
 
 #define IN const float *restrict
@@ -20,6 +22,44 @@
 /* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
 typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
 #define V(p) (*(vec *)(p))
+
+/* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
+ * [-ln2/2, ln2/2], about 1 ulp). libmvec's expf is a call: in the scan's inner loop
+ * (once per state index) gcc spilled the loop's vector registers around every one,
+ * and in the mLSTM cell's rows (fewer than LANES steps) gcc called scalar expf.
+ * Below -87.3 (where float's exp leaves the normal range) it gives 0, so a masked
+ * lane set to -3e38 (no infinities under -ffast-math) gives exactly 0. */
+static inline vec vexp(vec x)
+{
+    float out[LANES];
+    for (int j = 0; j < LANES; j++) {
+        const float xj = fminf(fmaxf(x[j], -87.3f), 88.3f);
+        const float n = floorf(xj * 1.44269504088896341f + 0.5f);
+        const float r = (xj - n * 0.693359375f) + n * 2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        union {
+            int32_t i;
+            float f;
+        } scale = {.i = ((int32_t)n + 127) << 23};
+        out[j] = x[j] < -87.3f ? 0.0f : p * scale.f;
+    }
+    return V(out);
+}
+
+/* The sum of a vector's lanes. */
+static inline float hsum(vec v)
+{
+    float s = 0.0f;
+    for (int j = 0; j < LANES; j++)
+        s += v[j];
+    return s;
+}
 
 /* Steps rounded up to whole vectors: the row stride of the T x T and (d, T) scratch. */
 static inline int64_t padded(int64_t nt)
