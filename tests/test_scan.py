@@ -119,6 +119,28 @@ def test_decays_from_one_to_underflow_match_the_loop():
     _assert_kernel_equals_loop([u, dt, A, B, C, D])
 
 
+def test_extreme_gates_and_raw_step_sizes_match_the_loop():
+    # z + z_bias and delta + dt_bias from -200 to 200: the inline sigmoid of the gate and
+    # of softplus's derivative past exp's range on both sides, the softplus where it is
+    # x itself and where it underflows; the kept step sizes feed the backward.
+    u, _, A, B, C, D = _inputs(2, 9, 20, 4)
+    ramp = torch.linspace(-200, 200, 2 * 9 * 20, dtype=torch.float64).view(2, 9, 20)
+    z, delta = ramp.flip(-1), ramp
+    reference = [t.requires_grad_() for t in (u, delta, A, B, C, D, z)]
+    expected = selective_scan_loop(*reference[:6], z=reference[6], dt_softplus=True)
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, reference, grad_out)
+    inputs = [t.detach().float().requires_grad_() for t in reference]
+    got = selective_scan(*inputs[:6], z=inputs[6], dt_softplus=True)
+    grads = torch.autograd.grad(got, inputs, grad_out.float())
+    assert torch.isfinite(got).all() and all(torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-4)
+    names = ["u", "dt", "A", "B", "C", "D", "z"]
+    for name, grad, want in zip(names, grads, expected_grads, strict=True):
+        scale = want.abs().max().item() + 1.0
+        assert (grad.double() - want).abs().max().item() < 1e-5 * scale, name
+
+
 def test_non_contiguous_inputs_are_read_correctly():
     u, dt, A, B, C, D = (t.float() for t in _inputs(3, 9, 6, 4))
     u_t = u.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides

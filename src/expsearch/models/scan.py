@@ -61,7 +61,7 @@ def selective_scan_loop(
 
 
 def _kernel() -> ctypes.CDLL | None:
-    return native.kernel("selective_scan", scan_forward=(10, 6), scan_backward=(19, 6))
+    return native.kernel("selective_scan", scan_forward=(11, 6), scan_backward=(20, 6))
 
 
 def _row_stride(z: torch.Tensor) -> int | None:
@@ -86,22 +86,25 @@ class FusedSelectiveScan(torch.autograd.Function):
                 z_stride = z.shape[-1]
         batch, steps, d_inner = u.shape
         out = torch.empty_like(u)
+        # The step sizes after bias and softplus, kept for the backward (see the kernel).
+        dts = torch.empty_like(u) if any(ctx.needs_input_grad) else None
         sizes = (batch, steps, d_inner, A.shape[1], z_stride, int(dt_softplus))
-        _kernel().scan_forward(*native.pointers(u, dt, A, B, C, D, z, dt_bias, z_bias, out), *sizes)
-        ctx.save_for_backward(u, dt, A, B, C, D, z, dt_bias, z_bias)
+        tensors = native.pointers(u, dt, A, B, C, D, z, dt_bias, z_bias, out, dts)
+        _kernel().scan_forward(*tensors, *sizes)
+        ctx.save_for_backward(u, dt, A, B, C, D, z, dt_bias, z_bias, dts)
         ctx.sizes = sizes
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gout):
-        u, dt, A, B, C, D, z, dt_bias, z_bias = ctx.saved_tensors
+        u, dt, A, B, C, D, z, dt_bias, z_bias, dts = ctx.saved_tensors
         gout = gout.contiguous()
         gu, gdt = torch.empty_like(u), torch.empty_like(dt)
         gA, gB, gC, gD = (torch.zeros_like(t) for t in (A, B, C, D))
         gz = None if z is None else torch.empty_like(u)
         gdt_bias, gz_bias = (None if t is None else torch.zeros_like(t) for t in (dt_bias, z_bias))
-        tensors = (u, dt, A, B, C, D, z, dt_bias, z_bias, gout)
+        tensors = (u, dt, A, B, C, D, z, dt_bias, z_bias, dts, gout)
         grads = (gu, gdt, gA, gB, gC, gD, gz, gdt_bias, gz_bias)
         _kernel().scan_backward(*native.pointers(*tensors, *grads), *ctx.sizes)
         return (*grads, None)

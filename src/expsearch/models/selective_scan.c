@@ -18,21 +18,23 @@
  * and every gradient they would give is 0 or discarded.
  *
  * The backward pass recomputes the states of a row rather than storing the
- * forward's, so nothing beyond the inputs is kept for autograd. It then steps back
+ * forward's (B T d_inner d_state floats); the forward keeps only the step sizes dt
+ * (B T d_inner, when a backward will run), so that the backward's recomputation does
+ * not evaluate the softplus (two libmvec calls per step and block) again. It then steps back
  * through time with all the row's blocks at each step: its sums over channels (gB,
  * gC) are collected per lane over the blocks and summed across lanes once per step,
  * in two row-sized arrays that stay in L1; its sums over the state (the gradients
  * of dt and u) are `vec` variables, which gcc keeps in registers where an array
  * would make every step of the sum a store and a reload.
  *
- * Layout (row-major float32): u, delta, out, gout, gu, gdelta, gz: (nb, nt, nd) contiguous;
+ * Layout (row-major float32): u, delta, out, dts, gout, gu, gdelta, gz: (nb, nt, nd) contiguous;
  * z: (nb, nt, nd) with row stride zs (a half of a wider projection is read in place);
  * A, gA: (nd, ns); B, C, gB, gC: (nb, nt, ns); D, delta_bias, z_bias and their
  * gradients: (nd). z, delta_bias (and their gradients) may be NULL: absent. gA, gB,
  * gC, gD, gdelta_bias and gz_bias are accumulated into: the caller zeroes them.
  * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
- * Built by models/native.py. The recurrence's exp is inline (vexp, vector.h); the per-step
- * softplus and sigmoid go through glibc's libmvec.
+ * Built by models/native.py. The recurrence's exp and the gates' sigmoid are inline
+ * (vexp, vector.h); the forward's softplus goes through glibc's libmvec.
  */
 #include <math.h>
 #include <stdint.h>
@@ -113,20 +115,19 @@ static inline void step_size(IN raw, IN bias, int softplus, OUT x, OUT step)
     }
 }
 
-/* 1 / (1 + exp(-x)), from e = exp(-|x|) in (0, 1] (no overflow to guard against):
- * 1 / (1 + e) for x >= 0, e / (1 + e) below. */
+/* 1 / (1 + exp(-x)) with the inline exp, which stays finite (exp(88.3) at most), so
+ * no x overflows the denominator; a libmvec call per step and block cost the backward
+ * about a tenth of its time. */
 static inline void sigmoid(IN x, OUT s)
 {
-#pragma GCC unroll 1
-    for (int j = 0; j < LANES; j++) {
-        const float e = expf(-fabsf(x[j]));
-        s[j] = (x[j] >= 0.0f ? 1.0f : e) / (1.0f + e);
-    }
+    float e[LANES];
+    V(e) = vexp(-V(x));
+    V(s) = 1.0f / (1.0f + V(e));
 }
 
 void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, IN z_bias,
-                  OUT out, int64_t nb, int64_t nt, int64_t nd, int64_t ns, int64_t zs,
-                  int64_t softplus)
+                  OUT out, OUT dts, int64_t nb, int64_t nt, int64_t nd, int64_t ns,
+                  int64_t zs, int64_t softplus)
 {
     const int64_t blocks = (nd + LANES - 1) / LANES;
     const Blocked p = block_params(A, D, delta_bias, z_bias, nd, ns);
@@ -144,6 +145,8 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
                 load(u, at, width, uu);
                 load(delta, at, width, raw);
                 step_size(raw, p.dbp + d0, (int)softplus, x, step);
+                if (dts) /* NULL: no backward will run */
+                    store(step, at, width, dts);
                 const vec stepv = V(step), dtuv = V(step) * V(uu);
                 vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
@@ -169,7 +172,7 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
 }
 
 void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, IN z_bias,
-                   IN gout, OUT gu, OUT gdelta, OUT gA, OUT gB, OUT gC, OUT gD, OUT gz,
+                   IN dts, IN gout, OUT gu, OUT gdelta, OUT gA, OUT gB, OUT gC, OUT gD, OUT gz,
                    OUT gdelta_bias, OUT gz_bias, int64_t nb, int64_t nt, int64_t nd,
                    int64_t ns, int64_t zs, int64_t softplus)
 {
@@ -201,10 +204,9 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                 const int64_t at = (b * nt + t) * nd + d0;
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                float uu[LANES], raw[LANES], x[LANES];
+                float uu[LANES];
                 load(u, at, width, uu);
-                load(delta, at, width, raw);
-                step_size(raw, p.dbp + d0, (int)softplus, x, steps_k + t * LANES);
+                load(dts, at, width, steps_k + t * LANES);
                 const vec stepv = V(steps_k + t * LANES), dtuv = stepv * V(uu);
                 vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
