@@ -1,5 +1,6 @@
 """The fast CPU paths the encoders use: Dropout's masks, the depthwise conv's two paths, the
-Swoosh kernel, and a hidden activation fused with its bias and dropout (GELU, Swoosh)."""
+Swoosh kernel, a hidden activation fused with its bias and dropout (GELU, Swoosh), and
+Zipformer's Bypass fused with its sub-layer's dropout."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from expsearch.models import native
 from expsearch.models.act_dropout import GELU, act_dropout
 from expsearch.models.conv import TOEPLITZ_MAX_STEPS, DepthwiseConv1d, native_depthwise
 from expsearch.models.dropout import Dropout, numpy_mask
+from expsearch.models.residual import residual_dropout
 from expsearch.models.swoosh import SOFTPLUS, SWOOSH_L, SWOOSH_R, reference, softplus, swoosh
 
 
@@ -232,6 +234,50 @@ def test_act_dropout_calls_the_modules_where_the_kernel_does_not_apply():
         for activation in (GELU, SWOOSH_R):
             torch.testing.assert_close(act_dropout(x, b, activation, drop),
                                        twin(_activate(x + b, activation)))  # fmt: skip
+
+
+@pytest.mark.skipif(
+    native.library("residual") is None, reason="no C compiler: the kernel cannot be built"
+)
+# Rows of 5 (a row's mask starts inside a draw), an embedded residual 64 x 20 x 64 (rows
+# past one mask chunk and past the blocked sums' 64), rows longer than a mask chunk.
+@pytest.mark.parametrize("shape", [(3, 7, 5), (64, 20, 64), (2, 4100)])
+@pytest.mark.parametrize(("p", "training"), [(0.1, True), (0.5, True), (0.0, True), (0.3, False)])
+def test_residual_dropout_is_the_module_calls_it_fuses(shape, p, training):
+    torch.manual_seed(0)
+    fused, plain = Dropout(p).train(training), Dropout(p).train(training)
+    plain.seed = fused.seed
+    fused.draws = plain.draws = 11  # a module that has drawn before
+    x, y, c = torch.randn(shape), 3 * torch.randn(shape), torch.rand(shape[-1]) + 0.5
+    grad = torch.randn(shape)
+    inputs = [t.clone().requires_grad_() for t in (x, y, c)]
+    got = residual_dropout(*inputs, fused)
+    kernel_ran = "ResidualDropout" in type(got.grad_fn).__name__
+    assert kernel_ran == (training and p > 0)
+    got.backward(grad)
+    twins = [t.clone().requires_grad_() for t in (x, y, c)]
+    want = torch.addcmul(twins[0], twins[2], plain(twins[1]))
+    want.backward(grad)
+    assert torch.equal(got == twins[0], want == twins[0])  # the same elements dropped
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for ours, theirs in zip(inputs, twins, strict=True):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-4)
+    assert fused.draws == plain.draws
+    if training and p > 0:
+        assert 0.5 * p < (got == inputs[0]).float().mean() < 1.5 * p
+
+
+def test_residual_dropout_calls_the_modules_where_the_kernel_does_not_apply():
+    torch.manual_seed(0)
+    x, y, c = torch.randn(5, 6), torch.randn(5, 6), torch.rand(5)
+    drop = Dropout(1.0).train()  # p = 1: the module's own F.dropout
+    assert torch.equal(residual_dropout(x.t(), y.t(), c, drop), x.t())
+    drop, twin = Dropout(0.5).train(), Dropout(0.5).train()
+    twin.seed = drop.seed
+    for a, b in ((x.t(), y.t()), (x.double(), y.double())):  # not contiguous; float64
+        scale = torch.rand(a.shape[-1], dtype=a.dtype)
+        torch.testing.assert_close(residual_dropout(a, b, scale, drop),
+                                   torch.addcmul(a, scale, twin(b)))  # fmt: skip
 
 
 def test_softplus_is_torchs():

@@ -26,16 +26,6 @@
 #define GELU 1
 #define SQRT1_2 0.70710678118654752f
 
-/* The mask of one row of nc elements starting at element `from`, MASK_RANGE_MAX at a time. */
-static void row_mask(float *restrict mask, uint64_t *restrict draws, int64_t from, int64_t nc,
-                     int64_t seed, int64_t first, int64_t threshold, float kept)
-{
-    for (int64_t c = 0; c < nc; c += MASK_RANGE_MAX) {
-        const int64_t count = nc - c < MASK_RANGE_MAX ? nc - c : MASK_RANGE_MAX;
-        mask_range(mask + c, draws, from + c, count, seed, first, threshold, kept);
-    }
-}
-
 void act_dropout_forward(const float *restrict h, const float *restrict b,
                          const float *restrict params, const float *restrict scale,
                          float *restrict y, int64_t nrows, int64_t nc, int64_t seed,

@@ -1,5 +1,5 @@
 /* The counter-based generator of the dropout masks (dropout.c writes masks with it;
- * act_dropout.c makes them inside its fused activation-and-dropout pass): draw g of a
+ * act_dropout.c and residual.c make them inside their fused passes): draw g of a
  * call whose first 64-bit draw is `first` is splitmix64(seed + (first + g + 1) GOLDEN),
  * and element i of the call is kept when 16-bit part i % 4 of draw i / 4 is >= the
  * threshold. native.py puts this header's text in each kernel's cache key.
@@ -20,6 +20,18 @@ static inline uint64_t splitmix64(uint64_t z)
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the masks read a draw's 16-bit parts as its uint16 halves in memory order"
+/* The mask of one row of nc elements starting at element `from` of a call,
+ * MASK_RANGE_MAX at a time (the fused kernels make a row's mask before its pass). */
+static inline void row_mask(float *restrict mask, uint64_t *restrict draws, int64_t from,
+                            int64_t nc, int64_t seed, int64_t first, int64_t threshold,
+                            float kept)
+{
+    for (int64_t c = 0; c < nc; c += MASK_RANGE_MAX) {
+        const int64_t count = nc - c < MASK_RANGE_MAX ? nc - c : MASK_RANGE_MAX;
+        mask_range(mask + c, draws, from + c, count, seed, first, threshold, kept);
+    }
+}
+
 #endif
 
 /* Most elements per `mask_range` call: its caller's `draws` scratch holds
@@ -43,6 +55,18 @@ static inline void mask_range(float *restrict mask, uint64_t *restrict draws, in
     const int all = threshold > 0xffff; /* p = 1: nothing is kept */
     for (int64_t i = 0; i < n; i++)
         mask[i] = !all && parts[i] >= cut ? kept : 0.0f;
+}
+
+/* The mask of one row of nc elements starting at element `from` of a call,
+ * MASK_RANGE_MAX at a time (the fused kernels make a row's mask before its pass). */
+static inline void row_mask(float *restrict mask, uint64_t *restrict draws, int64_t from,
+                            int64_t nc, int64_t seed, int64_t first, int64_t threshold,
+                            float kept)
+{
+    for (int64_t c = 0; c < nc; c += MASK_RANGE_MAX) {
+        const int64_t count = nc - c < MASK_RANGE_MAX ? nc - c : MASK_RANGE_MAX;
+        mask_range(mask + c, draws, from + c, count, seed, first, threshold, kept);
+    }
 }
 
 #endif

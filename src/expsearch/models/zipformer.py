@@ -49,6 +49,7 @@ from .bias_norm import bias_norm
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
 from .padding import fill_padded
+from .residual import residual_dropout
 from .swoosh import SWOOSH_L, swoosh_r
 
 FACTORS = {1: (1,), 2: (1, 2), 3: (1, 2, 1), 4: (1, 2, 4, 2)}
@@ -130,13 +131,16 @@ class Bypass(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.residual(x, y - x)
 
-    def residual(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """forward(x, x + delta) = x + c * delta, in one fused op (a sub-layer's output
-        is its delta, so the block never forms x + delta only to subtract x again)."""
+    def residual(self, x: torch.Tensor, delta: torch.Tensor, drop: Dropout | None = None):
+        """forward(x, x + drop(delta)) = x + c * drop(delta), in one fused op (a
+        sub-layer's output is its delta, so the block never forms x + delta only to
+        subtract x again; with the sub-layer's dropout, residual.py's one pass)."""
         c = self.effective_scale()
         if self.training:
             self.step += 1
-        return torch.addcmul(x, c, delta)
+        if drop is None:
+            return torch.addcmul(x, c, delta)
+        return residual_dropout(x, delta, c, drop)
 
 
 class Downsample(nn.Module):
@@ -177,6 +181,9 @@ def attention_reference(qkv, rel_bias, mask, heads: int) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
+    """Returns the sub-layer's output before its dropout (`self.dropout`), which the block
+    applies with the Bypass in one pass (as ConvModule and FeedForward)."""
+
     def __init__(self, width: int, heads: int, dropout: float):
         super().__init__()
         self.heads = heads
@@ -189,11 +196,12 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x)
         use_kernel = attention_kernel.available(qkv)
         attend = attention_kernel.fused_attention if use_kernel else attention_reference
-        return self.dropout(self.out(attend(qkv, self.rel_bias, mask, self.heads)))
+        return self.out(attend(qkv, self.rel_bias, mask, self.heads))
 
 
 class ConvModule(nn.Module):
-    """GLU in-projection, padded steps zeroed, depthwise conv, SwooshR, out-projection."""
+    """GLU in-projection, padded steps zeroed, depthwise conv, SwooshR, out-projection;
+    its dropout is the block's to apply (see SelfAttention)."""
 
     def __init__(self, width: int, kernel: int, dropout: float):
         super().__init__()
@@ -205,10 +213,13 @@ class ConvModule(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = fill_padded(F.glu(self.in_proj(x), dim=-1), ~mask.unsqueeze(-1), 0.0)
         x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
-        return self.dropout(self.out(swoosh_r(x)))
+        return self.out(swoosh_r(x))
 
 
 class FeedForward(nn.Module):
+    """Hidden layer (SwooshL, its own dropout fused in) and out-projection; the dropout of
+    the output is the block's to apply (see SelfAttention)."""
+
     def __init__(self, width: int, dropout: float):
         super().__init__()
         self.hidden = nn.Linear(width, FF_MULT * width)
@@ -219,7 +230,7 @@ class FeedForward(nn.Module):
         # = dropout(swoosh_l(hidden(x))), the bias and dropout fused into the activation
         hidden = act_dropout(F.linear(x, self.hidden.weight), self.hidden.bias, SWOOSH_L,
                              self.dropout)  # fmt: skip
-        return self.dropout(self.out(hidden))
+        return self.out(hidden)
 
 
 class ZipformerBlock(nn.Module):
@@ -235,12 +246,14 @@ class ZipformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         sublayers = (
-            lambda h: self.attn(h, mask),
-            lambda h: self.conv(h, mask),
-            self.ff,
+            (lambda h: self.attn(h, mask), self.attn.dropout),
+            (lambda h: self.conv(h, mask), self.conv.dropout),
+            (self.ff, self.ff.dropout),
         )
-        for norm, bypass, sublayer in zip(self.norms, self.bypasses, sublayers, strict=True):
-            x = bypass.residual(x, sublayer(norm(x)))  # = bypass(x, x + sublayer(norm(x)))
+        for norm, bypass, (sublayer, drop) in zip(self.norms, self.bypasses, sublayers,
+                                                   strict=True):  # fmt: skip
+            # = bypass(x, x + drop(sublayer(norm(x))))
+            x = bypass.residual(x, sublayer(norm(x)), drop)
         return x
 
 
