@@ -109,23 +109,31 @@ def conv_path(request, monkeypatch):
 
 @pytest.mark.parametrize("kernel,padding", [(4, 3), (15, 7), (3, 1), (7, 3)])
 @pytest.mark.parametrize("steps", [1, 5, 30, TOEPLITZ_MAX_STEPS + 6])
-@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
-def test_depthwise_conv_equals_the_native_convolution(conv_path, kernel, padding, steps, layout):
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "half_of_wider"])
+@pytest.mark.parametrize("silu", [False, True], ids=["conv", "conv_silu"])
+def test_depthwise_conv_equals_the_native_convolution(
+    conv_path, kernel, padding, steps, layout, silu
+):
     torch.manual_seed(0)
     conv = DepthwiseConv1d(12, kernel, padding=padding)
     if layout == "channels_first":
         x = torch.randn(3, 12, steps, requires_grad=True)
         view = x
-    else:  # what the encoders pass: a (B, T, C) tensor seen as (B, C, T)
+    elif layout == "channels_last":  # what the encoders pass: (B, T, C) seen as (B, C, T)
         x = torch.randn(3, steps, 12, requires_grad=True)
         view = x.transpose(1, 2)
-    ours = conv(view)
+    else:  # BiMamba's and xLSTM's: a half of a wider projection, read in place
+        x = torch.randn(3, steps, 24, requires_grad=True)
+        view = x[..., 12:].transpose(1, 2)
+        assert conv_module._row_stride(view.transpose(1, 2)) == 24
+    ours = conv(view, silu=silu)
     grad = torch.randn_like(ours)
     ours.backward(grad)
     ours_grads = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
     for tensor in (x, conv.weight, conv.bias):
         tensor.grad = None
     native = native_depthwise(conv, view)
+    native = torch.nn.functional.silu(native) if silu else native
     native.backward(grad)
     assert ours.shape == (3, 12, steps)
     torch.testing.assert_close(ours, native, rtol=1e-5, atol=1e-5)
@@ -133,17 +141,23 @@ def test_depthwise_conv_equals_the_native_convolution(conv_path, kernel, padding
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_depthwise_conv_without_bias(conv_path):
+@pytest.mark.parametrize("silu", [False, True], ids=["conv", "conv_silu"])
+def test_depthwise_conv_without_bias(conv_path, silu):
     torch.manual_seed(1)
     conv = DepthwiseConv1d(5, 4, padding=3)
     conv.register_parameter("bias", None)
     x = torch.randn(2, 5, 9, requires_grad=True)
-    ours = conv(x)
+    ours = conv(x, silu=silu)
     ours.sum().backward()
     got = [x.grad.clone(), conv.weight.grad.clone()]
     x.grad = conv.weight.grad = None
-    native_depthwise(conv, x).sum().backward()
-    torch.testing.assert_close(ours, native_depthwise(conv, x), rtol=1e-5, atol=1e-5)
+
+    def native():
+        y = native_depthwise(conv, x)
+        return torch.nn.functional.silu(y) if silu else y
+
+    native().sum().backward()
+    torch.testing.assert_close(ours, native(), rtol=1e-5, atol=1e-5)
     for have, want in zip(got, [x.grad, conv.weight.grad], strict=True):
         torch.testing.assert_close(have, want, rtol=1e-5, atol=1e-5)
 

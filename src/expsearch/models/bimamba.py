@@ -106,9 +106,8 @@ class MambaBlock(nn.Module):
             self.in_proj.weight[self.d_inner :].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[1]
         u, z = self.in_proj(x).chunk(2, dim=-1)
-        u = F.silu(self.conv(u.transpose(1, 2))[..., :steps].transpose(1, 2))
+        u = self.conv(u.transpose(1, 2), silu=True).transpose(1, 2)  # SiLU in the conv's pass
         delta, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         # dt = softplus(dt_proj(delta)) and the gate silu(z + z_bias) are computed inside
         # the scan (models/scan.py), so dt_proj's bias goes in there too.

@@ -34,46 +34,63 @@ TOEPLITZ_MAX_STEPS = 64
 
 
 def _kernel() -> ctypes.CDLL | None:
-    return native.kernel("depthwise_conv", conv_forward=(4, 5), conv_backward=(6, 5))
+    return native.kernel("depthwise_conv", conv_forward=(4, 7), conv_backward=(7, 7))
+
+
+def _row_stride(x: torch.Tensor) -> int | None:
+    """The stride between x's (batch, step) rows (B, T, C) if the kernel can read it in
+    place (channels contiguous, rows evenly spaced, as a half of a wider projection is)."""
+    if x.stride(2) == 1 and x.stride(0) == x.shape[1] * x.stride(1):
+        return x.stride(1)
+    return None
 
 
 class ChannelsLastDepthwise(torch.autograd.Function):
-    """x (B, T, C) -> y (B, T, C) through depthwise_conv.c; weight is nn.Conv1d's (C, 1, K)."""
+    """x (B, T, C) -> y (B, T, C) through depthwise_conv.c, then SiLU if `silu`; weight is
+    nn.Conv1d's (C, 1, K)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, left: int):
-        x = x.contiguous()
+    def forward(ctx, x, weight, bias, left: int, silu: bool):
+        stride = _row_stride(x)
+        if stride is None:
+            x = x.contiguous()
+            stride = x.shape[-1]
         taps = weight[:, 0, :].t().contiguous()  # (K, C): one contiguous row per tap
         bias = None if bias is None else bias.contiguous()
-        y = torch.empty_like(x)
-        _kernel().conv_forward(*native.pointers(x, taps, bias, y), *x.shape, taps.shape[0], left)
-        ctx.save_for_backward(x, taps)
-        ctx.left, ctx.has_bias = left, bias is not None
+        y = x.new_empty(x.shape)
+        sizes = (*x.shape, taps.shape[0], left, stride, int(silu))
+        _kernel().conv_forward(*native.pointers(x, taps, bias, y), *sizes)
+        ctx.save_for_backward(x, taps, bias)
+        ctx.sizes = sizes
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gy):
-        x, taps = ctx.saved_tensors
+        x, taps, bias = ctx.saved_tensors
         gy = gy.contiguous()
-        gx, g_taps = torch.zeros_like(x), torch.zeros_like(taps)
-        g_bias = x.new_zeros(x.shape[-1]) if ctx.has_bias else None
-        _kernel().conv_backward(
-            *native.pointers(x, taps, gy, gx, g_taps, g_bias), *x.shape, taps.shape[0], ctx.left
-        )
-        return gx, g_taps.t().unsqueeze(1), g_bias, None
+        gx, g_taps = x.new_zeros(x.shape), torch.zeros_like(taps)
+        g_bias = None if bias is None else torch.zeros_like(bias)
+        tensors = native.pointers(x, taps, bias, gy, gx, g_taps, g_bias)
+        _kernel().conv_backward(*tensors, *ctx.sizes)
+        return gx, g_taps.t().unsqueeze(1), g_bias, None, None
 
 
 class DepthwiseConv1d(nn.Conv1d):
     def __init__(self, channels: int, kernel: int, padding: int):
         super().__init__(channels, channels, kernel, groups=channels, padding=padding)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[-1]
+    def forward(self, x: torch.Tensor, silu: bool = False) -> torch.Tensor:
+        """x (B, C, T) -> (B, C, T); silu: SiLU of the output (in the kernel's pass)."""
         kernel, left = self.kernel_size[0], self.padding[0]
         if native.cpu_float32(x, self.weight) and _kernel() is not None:
-            y = ChannelsLastDepthwise.apply(x.transpose(1, 2), self.weight, self.bias, left)
+            y = ChannelsLastDepthwise.apply(x.transpose(1, 2), self.weight, self.bias, left, silu)
             return y.transpose(1, 2)
+        y = self._conv(x, kernel, left)
+        return F.silu(y) if silu else y
+
+    def _conv(self, x: torch.Tensor, kernel: int, left: int) -> torch.Tensor:
+        steps = x.shape[-1]
         if steps > TOEPLITZ_MAX_STEPS:
             return super().forward(x)[..., :steps]
         # out[t] = sum_k w[k] x[t - left + k]: input step s feeds output t with tap s - t + left.

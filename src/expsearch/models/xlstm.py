@@ -145,7 +145,7 @@ class MLSTMDirection(nn.Module):
 
     def forward(self, x_m: torch.Tensor) -> torch.Tensor:
         batch, steps, inner = x_m.shape
-        x_c = F.silu(self.conv(x_m.transpose(1, 2))[..., :steps].transpose(1, 2))
+        x_c = self.conv(x_m.transpose(1, 2), silu=True).transpose(1, 2)  # SiLU in its pass
         qkv = self.project(x_c, x_m)
         gates = self.gates(qkv.view(batch, steps, 3 * inner))  # (B, T, 2H): i, then f
         h = mlstm_cell(qkv, gates)  # (B, T, H, d)
