@@ -20,18 +20,6 @@ static inline uint64_t splitmix64(uint64_t z)
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the masks read a draw's 16-bit parts as its uint16 halves in memory order"
-/* The mask of one row of nc elements starting at element `from` of a call,
- * MASK_RANGE_MAX at a time (the fused kernels make a row's mask before its pass). */
-static inline void row_mask(float *restrict mask, uint64_t *restrict draws, int64_t from,
-                            int64_t nc, int64_t seed, int64_t first, int64_t threshold,
-                            float kept)
-{
-    for (int64_t c = 0; c < nc; c += MASK_RANGE_MAX) {
-        const int64_t count = nc - c < MASK_RANGE_MAX ? nc - c : MASK_RANGE_MAX;
-        mask_range(mask + c, draws, from + c, count, seed, first, threshold, kept);
-    }
-}
-
 #endif
 
 /* Most elements per `mask_range` call: its caller's `draws` scratch holds
