@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from expsearch.models import head_norm, mlstm_kernel, native
+from expsearch.models import gated_mix, head_norm, mlstm_kernel, native
 from expsearch.models.mlstm_kernel import fused_mlstm
 from expsearch.models.xlstm import (
     MLSTMDirection,
@@ -283,3 +283,60 @@ def test_disabled_kernels_run_the_pytorch_head_norm(native_disabled, monkeypatch
     inputs = [t.float() for t in _head_norm_inputs(2, 3, 2, 4, 1.0)]
     torch.testing.assert_close(head_norm.head_norm_skip(*inputs), real(*inputs))
     assert len(calls) == 1
+
+
+needs_mix_kernel = pytest.mark.skipif(
+    native.library("gated_mix") is None, reason="no C compiler: the kernel cannot be built"
+)
+
+
+def _mix_inputs(batch, steps, channels, z_scale, seed=0):
+    """h, r (B, T, C); z_wide (B, T, 2C), whose second half is z; z_bias (C); a, b 0-d."""
+    gen = torch.Generator().manual_seed(seed)
+    h, r = (torch.randn(batch, steps, channels, generator=gen, dtype=torch.float64) for _ in "hr")
+    z_wide = z_scale * torch.randn(batch, steps, 2 * channels, generator=gen, dtype=torch.float64)
+    z_bias = torch.randn(channels, generator=gen, dtype=torch.float64)
+    a, b = torch.rand(2, generator=gen, dtype=torch.float64).unbind()
+    return [h, r, z_wide, z_bias, a.clone(), b.clone()]
+
+
+def _second_half(function):
+    """`function` with z read as the second half of a wider tensor, as the block's `up`."""
+    return lambda h, r, z_wide, z_bias, a, b: function(
+        h, r, z_wide[..., z_wide.shape[-1] // 2 :], z_bias, a, b
+    )
+
+
+@needs_mix_kernel
+# One element; odd widths; the embedded block (64 x 20 x 128); more rows than one block of
+# the bias gradient's float sums. z scale 40: the gate's sigmoid saturated both ways.
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 5), (64, 20, 128), (2, 90, 16)])
+@pytest.mark.parametrize("z_scale", [1.0, 40.0])
+def test_gated_mix_kernel_equals_the_pytorch_form_in_output_and_every_gradient(shape, z_scale):
+    names = ["out", "h", "r", "z", "z_bias", "a", "b"]
+    within_float32_error(
+        _second_half(gated_mix.gated_mix), _second_half(gated_mix.reference),
+        _mix_inputs(*shape, z_scale), names, floor=1e-6,
+    )  # fmt: skip
+
+
+@needs_mix_kernel
+def test_gated_mix_uses_the_kernel_for_cpu_float32_only_and_names_bad_shapes():
+    h, r, z_wide, z_bias, a, b = _mix_inputs(2, 3, 4, 1.0)
+    z = z_wide[..., 4:]
+    as32 = [t.float().requires_grad_() for t in (h, r)]
+    out = gated_mix.gated_mix(*as32, z.float(), z_bias.float(), a.float(), b.float())
+    assert "GatedMix" in type(out.grad_fn).__name__
+    out64 = gated_mix.gated_mix(h.requires_grad_(), r, z, z_bias, a, b)  # float64: PyTorch
+    assert "GatedMix" not in type(out64.grad_fn).__name__
+    torch.testing.assert_close(out64, gated_mix.reference(h, r, z, z_bias, a, b))
+    with pytest.raises(ValueError, match="one shape"):
+        gated_mix.gated_mix(h, r[:, :2], z, z_bias, a, b)
+
+
+def test_disabled_kernels_run_the_pytorch_gated_mix(native_disabled):
+    h, r, z_wide, z_bias, a, b = (t.float() for t in _mix_inputs(2, 3, 4, 1.0))
+    z = z_wide[..., 4:]
+    out = gated_mix.gated_mix(h.requires_grad_(), r, z, z_bias, a, b)
+    assert "GatedMix" not in type(out.grad_fn).__name__
+    torch.testing.assert_close(out, gated_mix.reference(h, r, z, z_bias, a, b))

@@ -46,6 +46,7 @@ from . import mlstm_kernel
 from .bimamba import padded_lengths, reverse_valid
 from .conv import DepthwiseConv1d
 from .dropout import Dropout
+from .gated_mix import gated_mix
 from .head_norm import head_norm_skip
 from .padding import fill_padded
 from .retnet import GATE_OPEN
@@ -176,8 +177,9 @@ class MLSTMBlock(nn.Module):
         x_m, z = self.up(self.norm(x)).chunk(2, dim=-1)
         h_fwd = self.fwd(x_m)  # causal: trailing padding cannot reach valid steps
         h_bwd = reverse_valid(self.bwd(reverse_valid(x_m, lengths)), lengths)
-        mixed = self.alpha_fwd * h_fwd + self.alpha_bwd * h_bwd
-        return x + self.drop(self.down(mixed * F.silu(z + self.z_bias)))
+        # (a_fwd h_fwd + a_bwd h_bwd) * silu(z + b_z) in one pass each way (gated_mix.py)
+        gated = gated_mix(h_fwd, h_bwd, z, self.z_bias, self.alpha_fwd, self.alpha_bwd)
+        return x + self.drop(self.down(gated))
 
 
 class XLSTMEncoder(nn.Module):
