@@ -125,18 +125,18 @@ def test_depthwise_conv_equals_the_native_convolution(
     else:  # BiMamba's and xLSTM's: a half of a wider projection, read in place
         x = torch.randn(3, steps, 24, requires_grad=True)
         view = x[..., 12:].transpose(1, 2)
-        assert conv_module._row_stride(view.transpose(1, 2)) == 24
+        assert native.row_stride(view.transpose(1, 2)) == 24
     ours = conv(view, silu=silu)
     grad = torch.randn_like(ours)
     ours.backward(grad)
     ours_grads = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
     for tensor in (x, conv.weight, conv.bias):
         tensor.grad = None
-    native = native_depthwise(conv, view)
-    native = torch.nn.functional.silu(native) if silu else native
-    native.backward(grad)
+    reference = native_depthwise(conv, view)
+    reference = torch.nn.functional.silu(reference) if silu else reference
+    reference.backward(grad)
     assert ours.shape == (3, 12, steps)
-    torch.testing.assert_close(ours, native, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
     for got, want in zip(ours_grads, [x.grad, conv.weight.grad, conv.bias.grad], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 

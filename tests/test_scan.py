@@ -92,7 +92,7 @@ def test_fused_step_size_and_gate_equal_the_loop(shape, options):
     if options["z"] == "half":  # a view into a wider tensor, read in place by the kernel
         wide32 = wide.detach().float().requires_grad_()
         z32 = wide32[..., d_inner:]
-        assert scan._row_stride(z32) == 2 * d_inner
+        assert native.row_stride(z32) == 2 * d_inner
     kernel_extra = {}
     for key, value in extra.items():
         if key == "z" and options["z"] == "half":

@@ -37,21 +37,13 @@ def _kernel() -> ctypes.CDLL | None:
     return native.kernel("depthwise_conv", conv_forward=(4, 7), conv_backward=(7, 7))
 
 
-def _row_stride(x: torch.Tensor) -> int | None:
-    """The stride between x's (batch, step) rows (B, T, C) if the kernel can read it in
-    place (channels contiguous, rows evenly spaced, as a half of a wider projection is)."""
-    if x.stride(2) == 1 and x.stride(0) == x.shape[1] * x.stride(1):
-        return x.stride(1)
-    return None
-
-
 class ChannelsLastDepthwise(torch.autograd.Function):
     """x (B, T, C) -> y (B, T, C) through depthwise_conv.c, then SiLU if `silu`; weight is
     nn.Conv1d's (C, 1, K)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, left: int, silu: bool):
-        stride = _row_stride(x)
+        stride = native.row_stride(x)
         if stride is None:
             x = x.contiguous()
             stride = x.shape[-1]

@@ -32,13 +32,6 @@ def reference(h, r, z, z_bias, a, b) -> torch.Tensor:
     return (a * h + b * r) * F.silu(z + z_bias)
 
 
-def _row_stride(z: torch.Tensor) -> int | None:
-    """The stride between z's (batch, step) rows if the kernel can read it in place."""
-    if z.stride(2) == 1 and z.stride(0) == z.shape[1] * z.stride(1):
-        return z.stride(1)
-    return None
-
-
 class _GatedMix(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, r, z, z_bias, a, b, sizes: tuple[int, int, int]):
@@ -66,7 +59,7 @@ def gated_mix(h, r, z, z_bias, a, b) -> torch.Tensor:
             f"h, r and z must have one shape (B, T, C) and z_bias (C); got h {tuple(h.shape)}, "
             f"r {tuple(r.shape)}, z {tuple(z.shape)}, z_bias {tuple(z_bias.shape)}"
         )
-    stride = _row_stride(z) if z.dim() == 3 else None
+    stride = native.row_stride(z)
     fused = (
         native.cpu_float32(h, r, z, z_bias, a, b) and a.dim() == b.dim() == 0
         and h.is_contiguous() and r.is_contiguous() and stride is not None

@@ -133,6 +133,15 @@ def cpu_float32(*tensors) -> bool:
     )
 
 
+def row_stride(x: torch.Tensor) -> int | None:
+    """The stride between the (batch, step) rows of x (B, T, C) if a kernel can read it in
+    place (channels contiguous, rows evenly spaced, as a half of a wider projection is);
+    None: it must be made contiguous first."""
+    if x.dim() == 3 and x.stride(2) == 1 and x.stride(0) == x.shape[1] * x.stride(1):
+        return x.stride(1)
+    return None
+
+
 def pointers(*tensors) -> list[int | None]:
     """Data addresses for a kernel call (None, a NULL, for an absent optional tensor)."""
     return [None if t is None else t.data_ptr() for t in tensors]

@@ -64,15 +64,6 @@ def _kernel() -> ctypes.CDLL | None:
     return native.kernel("selective_scan", scan_forward=(11, 6), scan_backward=(20, 6))
 
 
-def _row_stride(z: torch.Tensor) -> int | None:
-    """The stride between z's (batch, step) rows if the kernel can read z in place
-    (channels contiguous, rows evenly spaced, as a half of a wider projection is)."""
-    steps = z.shape[1]
-    if z.stride(2) == 1 and z.stride(0) == steps * z.stride(1):
-        return z.stride(1)
-    return None
-
-
 class FusedSelectiveScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, dt, A, B, C, D, z=None, dt_bias=None, z_bias=None, dt_softplus=False):
@@ -80,7 +71,7 @@ class FusedSelectiveScan(torch.autograd.Function):
         dt_bias, z_bias = (None if t is None else t.contiguous() for t in (dt_bias, z_bias))
         z_stride = 0
         if z is not None:
-            z_stride = _row_stride(z)
+            z_stride = native.row_stride(z)
             if z_stride is None:
                 z = z.contiguous()
                 z_stride = z.shape[-1]
