@@ -22,8 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define IN const float *restrict
-#define OUT float *restrict
+#include "vector.h"
 
 /* The taps k of output step t whose input step s = t - left + k lies in 0 .. nt - 1. */
 static void taps_inside(int64_t t, int64_t nt, int64_t nk, int64_t left, int64_t *first,
@@ -49,13 +48,6 @@ static void conv_row(IN x, IN w, IN bias, OUT pre, int64_t b, int64_t t, int64_t
     }
 }
 
-/* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
- * no infinities): at 80 the sigmoid is 0 to float32 precision. */
-static inline float sigmoid(float v)
-{
-    return 1.0f / (1.0f + expf(fminf(-v, 80.0f)));
-}
-
 void conv_forward(IN x, IN w, IN bias, OUT y, int64_t nb, int64_t nt, int64_t nc, int64_t nk,
                   int64_t left, int64_t xs, int64_t silu)
 {
@@ -65,7 +57,7 @@ void conv_forward(IN x, IN w, IN bias, OUT y, int64_t nb, int64_t nt, int64_t nc
             conv_row(x, w, bias, yt, b, t, nt, nc, nk, left, xs);
             if (silu)
                 for (int64_t c = 0; c < nc; c++)
-                    yt[c] *= sigmoid(yt[c]);
+                    yt[c] *= sigmoid_capped(yt[c]);
         }
     }
 }
@@ -82,7 +74,7 @@ void conv_backward(IN x, IN w, IN bias, IN gy, OUT gx, OUT gw, OUT gbias, int64_
                 /* d silu(v) / dv = s (1 + v (1 - s)), s = sigmoid(v) */
                 conv_row(x, w, bias, g, b, t, nt, nc, nk, left, xs);
                 for (int64_t c = 0; c < nc; c++) {
-                    const float v = g[c], s = sigmoid(v);
+                    const float v = g[c], s = sigmoid_capped(v);
                     g[c] = gyt[c] * s * (1.0f + v * (1.0f - s));
                 }
             }

@@ -21,13 +21,6 @@
 
 #include "vector.h"
 
-/* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
- * no infinities): at 80 the sigmoid is 0 to float32 precision. */
-static inline float sigmoid(float v)
-{
-    return 1.0f / (1.0f + expf(fminf(-v, 80.0f)));
-}
-
 void gated_mix_forward(IN h, IN r, IN z, IN zb, IN a, IN b, OUT out, int64_t nrows,
                        int64_t nc, int64_t zs)
 {
@@ -39,7 +32,7 @@ void gated_mix_forward(IN h, IN r, IN z, IN zb, IN a, IN b, OUT out, int64_t nro
         OUT ot = out + t * nc;
         for (int64_t c = 0; c < nc; c++) {
             const float x = zt[c] + zb[c];
-            ot[c] = (wa * ht[c] + wb * rt[c]) * (x * sigmoid(x));
+            ot[c] = (wa * ht[c] + wb * rt[c]) * (x * sigmoid_capped(x));
         }
     }
 }
@@ -60,7 +53,7 @@ void gated_mix_backward(IN h, IN r, IN z, IN zb, IN a, IN b, IN g, OUT gh, OUT g
         IN gt = g + t * nc;
         float row_a = 0.0f, row_b = 0.0f;
         for (int64_t c = 0; c < nc; c++) {
-            const float x = zt[c] + zb[c], s = sigmoid(x), q = x * s;
+            const float x = zt[c] + zb[c], s = sigmoid_capped(x), q = x * s;
             const float gq = gt[c] * q, m = wa * ht[c] + wb * rt[c];
             gh[t * nc + c] = gq * wa;
             gr[t * nc + c] = gq * wb;

@@ -11,8 +11,9 @@
  * Why: unfused, the dropout writes its mask and the product and the Bypass's addcmul a
  * third tensor, and the backward reads them in four more passes (the mask's product,
  * the scale's product and its reduction over rows); at width 64 each is (B, T, 64)
- * floats, 0.3 MB a batch, where passes and allocations cost more than their arithmetic. Layout: x, y, out, g, gy (nrows, nc); c, gc (nc); scale: the
- * kept elements' factor, 1 float. Single-threaded on purpose.
+ * floats, 0.3 MB a batch, where passes and allocations cost more than their arithmetic.
+ * Layout: x, y, out, g, gy (nrows, nc); c, gc (nc); scale: the kept elements' factor,
+ * 1 float. Single-threaded on purpose.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -20,15 +20,16 @@
  * The backward pass recomputes the states of a row rather than storing the
  * forward's (B T d_inner d_state floats); the forward keeps only the step sizes dt
  * (B T d_inner, when a backward will run), so that the backward's recomputation does
- * not evaluate the softplus (two libmvec calls per step and block) again. It then steps back
- * through time with all the row's blocks at each step: its sums over channels (gB,
+ * not evaluate the softplus (two libmvec calls per step and block) again. It then steps
+ * back through time with all the row's blocks at each step: its sums over channels (gB,
  * gC) are collected per lane over the blocks and summed across lanes once per step,
  * in two row-sized arrays that stay in L1; its sums over the state (the gradients
  * of dt and u) are `vec` variables, which gcc keeps in registers where an array
  * would make every step of the sum a store and a reload.
  *
- * Layout (row-major float32): u, delta, out, dts, gout, gu, gdelta, gz: (nb, nt, nd) contiguous;
- * z: (nb, nt, nd) with row stride zs (a half of a wider projection is read in place);
+ * Layout (row-major float32): u, delta, out, dts, gout, gu, gdelta, gz: (nb, nt, nd)
+ * contiguous; z: (nb, nt, nd) with row stride zs (a half of a wider projection is read
+ * in place);
  * A, gA: (nd, ns); B, C, gB, gC: (nb, nt, ns); D, delta_bias, z_bias and their
  * gradients: (nd). z, delta_bias (and their gradients) may be NULL: absent. gA, gB,
  * gC, gD, gdelta_bias and gz_bias are accumulated into: the caller zeroes them.

@@ -1,9 +1,10 @@
-/* Vector helpers of the C kernels: a LANES-wide float vector type (selective_scan.c,
- * mlstm.c, retention.c), its inline exp and lane sum (selective_scan.c, mlstm.c), the
- * two products of the kernels that solve one small (T x T) problem per (row, head) in
- * L1 (mlstm.c, retention.c), and the blocked
- * per-channel sums of the kernels' parameter gradients (bias_norm.c, head_norm.c,
- * act_dropout.c). native.py puts this header's text in each kernel's cache key.
+/* Helpers of the C kernels: a LANES-wide float vector type (selective_scan.c, mlstm.c,
+ * retention.c), its inline exp and lane sum (selective_scan.c, mlstm.c), a scalar
+ * sigmoid safe under -ffast-math (depthwise_conv.c, gated_mix.c), the two products of
+ * the kernels that solve one small (T x T) problem per (row, head) in L1 (mlstm.c,
+ * retention.c), and the blocked per-channel sums of the kernels' parameter gradients
+ * (bias_norm.c, head_norm.c, act_dropout.c, residual.c, gated_mix.c). native.py puts
+ * this header's text in each kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must
@@ -50,6 +51,13 @@ static inline vec vexp(vec x)
         out[j] = x[j] < -87.3f ? 0.0f : p * scale.f;
     }
     return V(out);
+}
+
+/* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
+ * no infinities): at 80 the sigmoid is 0 to float32 precision. */
+static inline float sigmoid_capped(float v)
+{
+    return 1.0f / (1.0f + expf(fminf(-v, 80.0f)));
 }
 
 /* The sum of a vector's lanes. */
