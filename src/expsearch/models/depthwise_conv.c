@@ -71,12 +71,9 @@ void conv_backward(IN x, IN w, IN bias, IN gy, OUT gx, OUT gw, OUT gbias, int64_
             IN gyt = gy + (b * nt + t) * nc;
             IN gt = silu ? g : gyt;
             if (silu) {
-                /* d silu(v) / dv = s (1 + v (1 - s)), s = sigmoid(v) */
                 conv_row(x, w, bias, g, b, t, nt, nc, nk, left, xs);
-                for (int64_t c = 0; c < nc; c++) {
-                    const float v = g[c], s = sigmoid_capped(v);
-                    g[c] = gyt[c] * s * (1.0f + v * (1.0f - s));
-                }
+                for (int64_t c = 0; c < nc; c++)
+                    g[c] = gyt[c] * silu_slope(g[c]);
             }
             if (gbias != NULL)
                 for (int64_t c = 0; c < nc; c++)

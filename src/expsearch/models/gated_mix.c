@@ -57,7 +57,7 @@ void gated_mix_backward(IN h, IN r, IN z, IN zb, IN a, IN b, IN g, OUT gh, OUT g
             const float gq = gt[c] * q, m = wa * ht[c] + wb * rt[c];
             gh[t * nc + c] = gq * wa;
             gr[t * nc + c] = gq * wb;
-            const float gx = gt[c] * m * s * (1.0f + x * (1.0f - s));
+            const float gx = gt[c] * m * silu_slope(x);
             gz[t * nc + c] = gx;
             block[c] += gx;
             row_a += gq * ht[c];

@@ -10,7 +10,7 @@ Why a kernel: the recurrence is elementwise work on (batch, d_inner, d_state)
 tensors, about ten of them per time step in PyTorch, each written to memory and
 read back; at width 64 that was most of a BiMamba training step on one core,
 while the arithmetic itself is a few MFLOP. `selective_scan.c` runs a row's
-recurrence for 16 channels at a time (the channels as vector lanes, the state
+recurrence for 4, 8 or 16 channels at a time (one vector register; the state
 in L1), forward and backward. As in Mamba's own kernel, the step size's softplus
 and the output gate are done inside it, per (row, step, channel), where they
 cost little next to the recurrence: as PyTorch ops they were about ten more

@@ -106,24 +106,25 @@ static inline void store(IN values, int64_t at, int64_t width, OUT dst)
         dst[at + j] = values[j];
 }
 
-/* x + bias, and the step size: softplus of it (max(x, 0) + log1p(exp(-|x|)), which
- * neither overflows nor loses small values) or it as it is. */
+/* x + bias, and the step size: softplus of it or it as it is. */
 static inline void step_size(IN raw, IN bias, int softplus, OUT x, OUT step)
 {
-    for (int j = 0; j < LANES; j++) {
-        x[j] = raw[j] + bias[j];
-        step[j] = softplus ? fmaxf(x[j], 0.0f) + log1pf(expf(-fabsf(x[j]))) : x[j];
-    }
+    V(x) = V(raw) + V(bias);
+    V(step) = softplus ? vsoftplus(V(x)) : V(x);
 }
 
-/* 1 / (1 + exp(-x)) with the inline exp, which stays finite (exp(88.3) at most), so
+/* s = 1 / (1 + exp(-x)) with the inline exp, which stays finite (exp(88.3) at most), so
  * no x overflows the denominator; a libmvec call per step and block cost the backward
- * about a tenth of its time. */
-static inline void sigmoid(IN x, OUT s)
+ * about a tenth of its time. For x >= 0, 1 - s is returned as exp(-x) s, not by the
+ * subtraction, whose cancellation near s = 1 is as large as the division's rounding
+ * (gcc divides by a reciprocal estimate under -ffast-math on AVX2): the gate's gradient
+ * multiplies it by x. */
+static inline void sigmoid(IN x, OUT s, float *one_minus_s)
 {
-    float e[LANES];
-    V(e) = vexp(-V(x));
-    V(s) = 1.0f / (1.0f + V(e));
+    const vec e = vexp(-V(x));
+    V(s) = 1.0f / (1.0f + e);
+    if (one_minus_s) /* NULL: not wanted; where e > 1, s <= 1/2 has no cancellation */
+        V(one_minus_s) = select(V(x) >= 0.0f, e * V(s), 1.0f - V(s));
 }
 
 void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, IN z_bias,
@@ -161,7 +162,7 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
                     float g[LANES], s[LANES];
                     load(z, (b * nt + t) * zs + d0, width, g);
                     V(g) += V(p.zbp + d0);
-                    sigmoid(g, s);
+                    sigmoid(g, s, NULL);
                     V(acc) *= V(g) * V(s);
                 }
                 store(acc, at, width, out);
@@ -248,12 +249,12 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                 if (z) {
                     /* out = y silu(x), x = z + z_bias: dL/dy = g silu(x),
                      * dL/dx = g y s (1 + x (1 - s)) with s = sigmoid(x). */
-                    float x[LANES], s[LANES], g_x[LANES];
+                    float x[LANES], s[LANES], s_bar[LANES], g_x[LANES];
                     load(z, (b * nt + t) * zs + d0, width, x);
                     V(x) += V(p.zbp + d0);
-                    sigmoid(x, s);
+                    sigmoid(x, s, s_bar);
                     V(g_x) = V(g) * V(ys + (k * nt + t) * LANES) * V(s)
-                             * (1.0f + V(x) * (1.0f - V(s)));
+                             * (1.0f + V(x) * V(s_bar));
                     V(gzbp + d0) += V(g_x);
                     store(g_x, at, width, gz);
                     V(g) *= V(x) * V(s);
@@ -282,7 +283,7 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
                     float raw[LANES], x[LANES], s[LANES];
                     load(delta, at, width, raw);
                     V(x) = V(raw) + V(p.dbp + d0);
-                    sigmoid(x, s);
+                    sigmoid(x, s, NULL);
                     V(out_dt) *= V(s);
                 }
                 V(gdbp + d0) += V(out_dt);

@@ -1,10 +1,11 @@
 /* Helpers of the C kernels: a LANES-wide float vector type (selective_scan.c, mlstm.c,
- * retention.c), its inline exp and lane sum (selective_scan.c, mlstm.c), a scalar
- * sigmoid safe under -ffast-math (depthwise_conv.c, gated_mix.c), the two products of
- * the kernels that solve one small (T x T) problem per (row, head) in L1 (mlstm.c,
- * retention.c), and the blocked per-channel sums of the kernels' parameter gradients
- * (bias_norm.c, head_norm.c, act_dropout.c, residual.c, gated_mix.c). native.py puts
- * this header's text in each kernel's cache key.
+ * retention.c, swoosh.c), its inline exp, softplus and lane sum (selective_scan.c,
+ * mlstm.c, swoosh.c), a scalar sigmoid and SiLU slope safe under -ffast-math
+ * (depthwise_conv.c, gated_mix.c), the two products of the kernels that solve one small
+ * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c), and the blocked
+ * per-channel sums of the kernels' parameter gradients (bias_norm.c, head_norm.c,
+ * act_dropout.c, residual.c, gated_mix.c). native.py puts this header's text in each
+ * kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must
@@ -18,39 +19,79 @@
 
 #define IN const float *restrict
 #define OUT float *restrict
+/* A vector is one register of the machine the kernels are built on (-march=native): a
+ * wider one is lowered by gcc to pieces that go through the stack, which on an AVX2
+ * machine (16 lanes, 8 wide registers) made the retention kernel 2.5x slower. */
+#if defined(__AVX512F__)
 #define LANES 16
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
 
 /* A vector of LANES floats (unaligned): accumulators of this type stay in registers. */
 typedef float vec __attribute__((vector_size(4 * LANES), aligned(4)));
 #define V(p) (*(vec *)(p))
 
+/* A vector of LANES int32s, the masks of vector comparisons; (vec) and (ivec) casts
+ * between the two reinterpret the bits. */
+typedef int32_t ivec __attribute__((vector_size(4 * LANES), aligned(4)));
+
+/* Lane-wise `mask ? a : b` for a comparison's mask (C has no vector ?:). */
+static inline vec select(ivec mask, vec a, vec b)
+{
+    return (vec)(((ivec)a & mask) | ((ivec)b & ~mask));
+}
+
+/* Every lane v. */
+static inline vec splat(float v)
+{
+    return (vec){0} + v;
+}
+
 /* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
- * [-ln2/2, ln2/2], about 1 ulp). libmvec's expf is a call: in the scan's inner loop
- * (once per state index) gcc spilled the loop's vector registers around every one,
- * and in the mLSTM cell's rows (fewer than LANES steps) gcc called scalar expf.
- * Below -87.3 (where float's exp leaves the normal range) it gives 0, so a masked
- * lane set to -3e38 (no infinities under -ffast-math) gives exactly 0. */
+ * [-ln2/2, ln2/2], about 1 ulp), in whole-vector operations: written lane by lane, gcc
+ * vectorised only parts of it and ran the range reduction one lane at a time on AVX2
+ * (a third of the scan's time). libmvec's expf is a call: in the scan's inner loop gcc
+ * spilled the loop's vector registers around every one. Below -87.3 (where float's exp
+ * leaves the normal range) it gives 0, so a masked lane set to -3e38 (no infinities
+ * under -ffast-math) gives exactly 0. */
 static inline vec vexp(vec x)
 {
-    float out[LANES];
-    for (int j = 0; j < LANES; j++) {
-        const float xj = fminf(fmaxf(x[j], -87.3f), 88.3f);
-        const float n = floorf(xj * 1.44269504088896341f + 0.5f);
-        const float r = (xj - n * 0.693359375f) + n * 2.12194440e-4f;
-        float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        p = p * r * r + r + 1.0f;
-        union {
-            int32_t i;
-            float f;
-        } scale = {.i = ((int32_t)n + 127) << 23};
-        out[j] = x[j] < -87.3f ? 0.0f : p * scale.f;
-    }
-    return V(out);
+    const ivec underflow = x < -87.3f;
+    const vec xc = select(x > 88.3f, splat(88.3f), select(underflow, splat(-87.3f), x));
+    /* n = round(xc / ln 2): truncation after adding +-0.5 (no vector floor in C). */
+    const vec t = xc * 1.44269504088896341f;
+    const ivec n = __builtin_convertvector(t + select(t < 0.0f, splat(-0.5f), splat(0.5f)),
+                                           ivec);
+    const vec nf = __builtin_convertvector(n, vec);
+    const vec r = (xc - nf * 0.693359375f) + nf * 2.12194440e-4f;
+    vec p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const vec scale = (vec)((n + 127) << 23);
+    return (vec)((ivec)(p * scale) & ~underflow);
+}
+
+/* softplus(x) = max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], as log1p(e) =
+ * 2 atanh(s), s = e / (2 + e) in (0, 1/3]: the odd series to s^13 is within 1e-8 of it
+ * and keeps full relative precision for small e (log(1 + e) loses e below float's
+ * epsilon). In vector operations: libm's scalar log1pf and expf per lane were 40 % of
+ * the scan's forward on an AVX2 machine, where libmvec has no log1pf. */
+static inline vec vsoftplus(vec x)
+{
+    const vec e = vexp(select(x > 0.0f, -x, x));
+    const vec s = e / (2.0f + e), s2 = s * s;
+    vec p = s2 * (1.0f / 13) + 1.0f / 11;
+    p = p * s2 + 1.0f / 9;
+    p = p * s2 + 1.0f / 7;
+    p = p * s2 + 1.0f / 5;
+    p = p * s2 + 1.0f / 3;
+    return select(x > 0.0f, x, splat(0.0f)) + 2.0f * (s + s * s2 * p);
 }
 
 /* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
@@ -58,6 +99,16 @@ static inline vec vexp(vec x)
 static inline float sigmoid_capped(float v)
 {
     return 1.0f / (1.0f + expf(fminf(-v, 80.0f)));
+}
+
+/* SiLU's slope, d (v sigmoid(v)) / dv = s (1 + v (1 - s)). For v >= 0, 1 - s is taken
+ * as exp(-v) s rather than by the subtraction, whose cancellation near s = 1 is as
+ * large as the division's rounding (under -ffast-math gcc divides by a reciprocal
+ * estimate on AVX2), and v multiplies it. */
+static inline float silu_slope(float v)
+{
+    const float e = expf(fminf(-v, 80.0f)), s = 1.0f / (1.0f + e);
+    return s * (1.0f + v * (v >= 0.0f ? e * s : 1.0f - s));
 }
 
 /* The sum of a vector's lanes. */
