@@ -118,6 +118,8 @@ void attention_forward(IN qkv, IN bias, const uint8_t *keep, OUT y, OUT weights,
     for (int64_t b = 0; b < nb; b++) {
         IN row = qkv + b * nt * step;
         load_keep(keep + b * nt, nt, s);
+        if (b + 1 < nb) /* the next row's inputs into cache meanwhile (vector.h) */
+            prefetch(row + nt * step, nt * step);
         for (int64_t hd = 0; hd < nh; hd++) {
             IN q = row + hd * nd;
             IN k = row + width + hd * nd;
@@ -145,6 +147,12 @@ void attention_backward(IN qkv, IN weights, IN gy, OUT gqkv, OUT gbias, int64_t 
         IN row = qkv + b * nt * step;
         IN grow = gy + b * nt * width;
         float *out = gqkv + b * nt * step;
+        if (b + 1 < nb) { /* the next row's inputs and outputs into cache meanwhile */
+            prefetch(row + nt * step, nt * step);
+            prefetch(grow + nt * width, nt * width);
+            prefetch(weights + (b + 1) * nh * nt * nt, nh * nt * nt);
+            prefetch(out + nt * step, nt * step);
+        }
         for (int64_t hd = 0; hd < nh; hd++) {
             IN q = row + hd * nd;
             IN k = row + width + hd * nd;

@@ -147,6 +147,8 @@ void mlstm_forward(IN qkv, IN gates, OUT h, int64_t nb, int64_t nt, int64_t nh, 
     for (int64_t b = 0; b < nb; b++) {
         IN qkv_b = qkv + b * nt * step;
         IN gates_b = gates + b * nt * 2 * nh;
+        if (b + 1 < nb) /* the next row's inputs into cache meanwhile (vector.h) */
+            prefetch(qkv_b + nt * step, nt * step);
         for (int64_t hd = 0; hd < nh; hd++) {
             cell(qkv_b, gates_b, ls + b * nt * 2 * nh, hd, z, s);
             for (int64_t t = 0; t < nt; t++) {
@@ -187,6 +189,11 @@ void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, i
         IN gates_b = gates + b * nt * gstep;
         IN gh_b = gh + b * nt * nh * nd;
         float *gqkv_b = gqkv + b * nt * step;
+        if (b + 1 < nb) { /* the next row's inputs and outputs into cache meanwhile */
+            prefetch(qkv_b + nt * step, nt * step);
+            prefetch(gh_b + nt * nh * nd, nt * nh * nd);
+            prefetch(gqkv_b + nt * step, nt * step);
+        }
         for (int64_t hd = 0; hd < nh; hd++) {
             const int64_t at = hd * 3 * nd;
             cell(qkv_b, gates_b, ls + b * nt * gstep, hd, z, s);

@@ -131,6 +131,11 @@ void retention_forward(IN q, IN k, IN v, IN cosT, IN sinT, IN decay, OUT y, int6
         IN q_b = q + b * nt * nh * nd;
         IN k_b = k + b * nt * nh * nd;
         IN v_b = v + b * nt * nh * ne;
+        if (b + 1 < nb) { /* the next row's inputs into cache meanwhile (vector.h) */
+            prefetch(q_b + nt * nh * nd, nt * nh * nd);
+            prefetch(k_b + nt * nh * nd, nt * nh * nd);
+            prefetch(v_b + nt * nh * ne, nt * nh * ne);
+        }
         for (int64_t hd = 0; hd < nh; hd++) {
             IN D = decay + b * dstride + hd * nt * nt;
             prepare(q_b, k_b, cosT, sinT, hd, z, s);
@@ -154,6 +159,15 @@ void retention_backward(IN q, IN k, IN v, IN cosT, IN sinT, IN decay, IN gy, OUT
         IN k_b = k + b * nt * qstep;
         IN v_b = v + b * nt * vstep;
         IN gy_b = gy + b * nt * vstep;
+        if (b + 1 < nb) { /* the next row's inputs and outputs into cache meanwhile */
+            prefetch(q_b + nt * qstep, nt * qstep);
+            prefetch(k_b + nt * qstep, nt * qstep);
+            prefetch(v_b + nt * vstep, nt * vstep);
+            prefetch(gy_b + nt * vstep, nt * vstep);
+            prefetch(gq + (b + 1) * nt * qstep, nt * qstep);
+            prefetch(gk + (b + 1) * nt * qstep, nt * qstep);
+            prefetch(gv + (b + 1) * nt * vstep, nt * vstep);
+        }
         for (int64_t hd = 0; hd < nh; hd++) {
             IN D = decay + b * dstride + hd * nt * nt;
             prepare(q_b, k_b, cosT, sinT, hd, z, s);

@@ -106,6 +106,22 @@ static inline void store(IN values, int64_t at, int64_t width, OUT dst)
         dst[at + j] = values[j];
 }
 
+/* Batch row b's (nt, nd) slices of the tensors a pass reads or writes into cache, ahead
+ * of their use (vector.h's prefetch): a block of channels reads each step's LANES
+ * floats nd apart, too short a run for the hardware's stride prefetcher. z: rows zs
+ * apart; NULL pointers skipped. */
+static void prefetch_row(int64_t b, int64_t nt, int64_t nd, IN a, IN c, IN e, float *w1,
+                         float *w2, IN z, int64_t zs)
+{
+    const float *rows[] = {a, c, e, w1, w2};
+    for (int i = 0; i < 5; i++)
+        if (rows[i])
+            prefetch(rows[i] + b * nt * nd, nt * nd);
+    if (z)
+        for (int64_t t = 0; t < nt; t++)
+            prefetch(z + (b * nt + t) * zs, nd);
+}
+
 /* x + bias, and the step size: softplus of it or it as it is. */
 static inline void step_size(IN raw, IN bias, int softplus, OUT x, OUT step)
 {
@@ -135,6 +151,8 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
     const Blocked p = block_params(A, D, delta_bias, z_bias, nd, ns);
     float *h = malloc(sizeof(float) * ns * LANES);
     for (int64_t b = 0; b < nb; b++) {
+        if (b + 1 < nb)
+            prefetch_row(b + 1, nt, nd, u, delta, NULL, out, dts, z, zs);
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
             IN Ak = p.At + k * ns * LANES;
@@ -195,6 +213,10 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
     float *gBt = malloc(sizeof(float) * row);
     float *gCt = malloc(sizeof(float) * row);
     for (int64_t b = 0; b < nb; b++) {
+        if (b + 1 < nb) {
+            prefetch_row(b + 1, nt, nd, u, dts, gout, gu, gdelta, z, zs);
+            prefetch_row(b + 1, nt, nd, delta, NULL, NULL, gz, NULL, NULL, 0);
+        }
         /* The forward again, every block of the row, keeping what the backward reads. */
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;

@@ -199,6 +199,17 @@ static inline void transpose_rows(IN src, int64_t stride, int64_t nt, int64_t nd
             dst[j * np + u] = src[u * stride + j];
 }
 
+/* Asks for the n floats from p to be brought into cache, one request per 64-byte line,
+ * without waiting for them: a kernel calls it on the next batch row's inputs while it
+ * works on this one. Its (T x T) problems read each row's inputs as short strided runs
+ * (20 steps of one head's 32 floats, 1.5 KB apart), too short for the hardware's stride
+ * prefetcher: the loads waited on L3. */
+static inline void prefetch(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16)
+        __builtin_prefetch(p + i, 0, 2);
+}
+
 /* Per-channel sums over many rows (the bias, gain and skip gradients): each row adds
  * into a float `block`, and every SUM_BLOCK rows (and after the last) `flush_sums` adds
  * the block into a double `total` and clears it, so the float rounding grows with
