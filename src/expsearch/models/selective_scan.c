@@ -122,6 +122,24 @@ static void prefetch_row(int64_t b, int64_t nt, int64_t nd, IN a, IN c, IN e, fl
             prefetch(z + (b * nt + t) * zs, nd);
 }
 
+/* softplus(x) = max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], as log1p(e) =
+ * 2 atanh(s), s = e / (2 + e) in (0, 1/3]: the odd series to s^13 is within 1e-8 of it
+ * and keeps full relative precision for small e (log(1 + e) loses e below float's
+ * epsilon). In vector operations: written per lane, under a `softplus ?` choice, gcc
+ * left it scalar, calls to libm's log1pf and expf per lane, 40 % of the forward on an
+ * AVX2 machine. */
+static inline vec vsoftplus(vec x)
+{
+    const vec e = vexp(select(x > 0.0f, -x, x));
+    const vec s = e / (2.0f + e), s2 = s * s;
+    vec p = s2 * (1.0f / 13) + 1.0f / 11;
+    p = p * s2 + 1.0f / 9;
+    p = p * s2 + 1.0f / 7;
+    p = p * s2 + 1.0f / 5;
+    p = p * s2 + 1.0f / 3;
+    return select(x > 0.0f, x, splat(0.0f)) + 2.0f * (s + s * s2 * p);
+}
+
 /* x + bias, and the step size: softplus of it or it as it is. */
 static inline void step_size(IN raw, IN bias, int softplus, OUT x, OUT step)
 {

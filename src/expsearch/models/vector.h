@@ -1,11 +1,11 @@
 /* Helpers of the C kernels: a LANES-wide float vector type (selective_scan.c, mlstm.c,
- * retention.c, swoosh.c), its inline exp, softplus and lane sum (selective_scan.c,
- * mlstm.c, swoosh.c), a scalar sigmoid and SiLU slope safe under -ffast-math
- * (depthwise_conv.c, gated_mix.c), the two products of the kernels that solve one small
- * (T x T) problem per (row, head) in L1 (mlstm.c, retention.c), and the blocked
- * per-channel sums of the kernels' parameter gradients (bias_norm.c, head_norm.c,
- * act_dropout.c, residual.c, gated_mix.c). native.py puts this header's text in each
- * kernel's cache key.
+ * retention.c), its inline exp and lane sum (selective_scan.c, mlstm.c), a scalar
+ * sigmoid and SiLU slope safe under -ffast-math (depthwise_conv.c, gated_mix.c), the
+ * two products of the kernels that solve one small (T x T) problem per (row, head) in
+ * L1 (mlstm.c, retention.c), a prefetch of a batch row's inputs (those and
+ * attention.c, selective_scan.c), and the blocked per-channel sums of the kernels'
+ * parameter gradients (bias_norm.c, head_norm.c, act_dropout.c, residual.c,
+ * gated_mix.c). native.py puts this header's text in each kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must
@@ -75,23 +75,6 @@ static inline vec vexp(vec x)
     p = p * r * r + r + 1.0f;
     const vec scale = (vec)((n + 127) << 23);
     return (vec)((ivec)(p * scale) & ~underflow);
-}
-
-/* softplus(x) = max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], as log1p(e) =
- * 2 atanh(s), s = e / (2 + e) in (0, 1/3]: the odd series to s^13 is within 1e-8 of it
- * and keeps full relative precision for small e (log(1 + e) loses e below float's
- * epsilon). In vector operations: libm's scalar log1pf and expf per lane were 40 % of
- * the scan's forward on an AVX2 machine, where libmvec has no log1pf. */
-static inline vec vsoftplus(vec x)
-{
-    const vec e = vexp(select(x > 0.0f, -x, x));
-    const vec s = e / (2.0f + e), s2 = s * s;
-    vec p = s2 * (1.0f / 13) + 1.0f / 11;
-    p = p * s2 + 1.0f / 9;
-    p = p * s2 + 1.0f / 7;
-    p = p * s2 + 1.0f / 5;
-    p = p * s2 + 1.0f / 3;
-    return select(x > 0.0f, x, splat(0.0f)) + 2.0f * (s + s * s2 * p);
 }
 
 /* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
