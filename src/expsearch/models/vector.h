@@ -67,12 +67,13 @@ static inline vec vexp(vec x)
                                            ivec);
     const vec nf = __builtin_convertvector(n, vec);
     const vec r = (xc - nf * 0.693359375f) + nf * 2.12194440e-4f;
-    vec p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    /* The polynomial by Estrin's scheme: three short products in parallel, then two
+     * steps, where Horner's form is a chain of seven dependent multiply-adds. */
+    const vec r2 = r * r;
+    const vec a = r * 1.6666665459e-1f + 5.0000001201e-1f;
+    const vec b = r * 8.3334519073e-3f + 4.1665795894e-2f;
+    const vec c = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    const vec p = r2 * ((c * r2 + b) * r2 + a) + r + 1.0f;
     const vec scale = (vec)((n + 127) << 23);
     return (vec)((ivec)(p * scale) & ~underflow);
 }
