@@ -9,8 +9,9 @@ selective scan's exact count), and the measured time of one training step
 one validation pass, at the embedded size (width 64, depth 1, 640 training
 clips of 64-d features, batch 64, seq_len 20) and at the paper size (width
 256, depth 2, 1,184 clips of 1,024-d features). Each time is reported as a
-multiple of its FLOP-limited time (counted FLOPs / measured matmul rate at
-the same thread count): the CPU analogue of model-FLOPs utilisation, 1.0
+multiple of its FLOP-limited time (counted FLOPs / matmul rate at the same
+thread count, measured just before that config's timing, as the shared
+machine's speed drifts): the CPU analogue of model-FLOPs utilisation, 1.0
 meaning every cycle did dense arithmetic. A whole embedded experiment
 (`fit_config` + test evaluation, `--epochs`) is timed per encoder with
 attention pooling, with the same ratio. The encoders' steps are also timed
@@ -47,6 +48,25 @@ SIZES = {
     "paper": {"feature_width": 1024, "width": 256, "depth": 2, "n_train": 1184, "n_val": 177},
 }
 BATCH, SEQ_LEN = 64, 20
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def vector_isa() -> str:
+    """The widest x86 vector extension the CPU reports (the C kernels' vector width)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "unknown"
+    return next((isa for isa in ("avx512f", "avx2", "avx") if isa in flags), "other")
 
 
 def config(encoder: str, pooling: str, size: dict, epochs: int = 5) -> dict:
@@ -107,7 +127,13 @@ def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
     return {"step_s": statistics.median(times), "eval_s": statistics.median(eval_times[1:])}
 
 
-def bench_size(name: str, size: dict, steps: int, gflops: float) -> dict:
+def local_gflops() -> float:
+    """The matmul rate at this process's thread count, measured now: the machine's speed
+    drifts by up to 1.6x over a run, so each time is divided by the rate beside it."""
+    return matmul_gflops(torch.get_num_threads())
+
+
+def bench_size(name: str, size: dict, steps: int) -> dict:
     rows = {}
     for encoder in ENCODERS:
         for pooling in POOLINGS:
@@ -117,6 +143,7 @@ def bench_size(name: str, size: dict, steps: int, gflops: float) -> dict:
             )
             counted = pass_flops(model, BATCH, SEQ_LEN, size["feature_width"])
             val_flops = pass_flops(model, size["n_val"], SEQ_LEN, size["feature_width"])["forward"]
+            gflops = local_gflops()
             measured = time_step(cfg, size, steps)
             limit_step = counted["train_step"] / (gflops * 1e9)
             limit_eval = val_flops / (gflops * 1e9)
@@ -128,12 +155,13 @@ def bench_size(name: str, size: dict, steps: int, gflops: float) -> dict:
                 "val_pass_ms": measured["eval_s"] * 1e3,
                 "val_pass_x_limit": measured["eval_s"] / limit_eval,
                 "scan_share": counted["scan_share"],
+                "matmul_gflops": gflops,
             }
             r = rows[f"{encoder}/{pooling}"]
             print(
                 f"  {name} {encoder:9s} {pooling:9s} step {r['step_ms']:7.1f} ms = "
-                f"{r['step_x_limit']:5.1f} x limit ({r['step_flop_limited_ms']:.1f} ms); "
-                f"val pass {r['val_pass_x_limit']:5.1f} x",
+                f"{r['step_x_limit']:5.1f} x limit ({r['step_flop_limited_ms']:.1f} ms at "
+                f"{gflops:.0f} GFLOP/s); val pass {r['val_pass_x_limit']:5.1f} x",
                 flush=True,
             )
     fastest = min(rows.values(), key=lambda r: r["step_ms"])["step_ms"]
@@ -165,7 +193,7 @@ def interleaved(size: dict, rounds: int) -> dict:
     return report
 
 
-def time_experiments(epochs: int, gflops: float) -> dict:
+def time_experiments(epochs: int) -> dict:
     """Whole embedded experiments (fit + test) per encoder, attention pooling."""
     import numpy as np
 
@@ -195,13 +223,15 @@ def time_experiments(epochs: int, gflops: float) -> dict:
         counted = experiment_flops(cfg, feature_width=size["feature_width"],
                                    n_train=size["n_train"], n_val=size["n_val"],
                                    n_test=size["n_val"])  # fmt: skip
+        gflops = local_gflops()
         start = time.perf_counter()
         fit = fit_config(cfg, task, settings)
         evaluate(fit.model, task.split("test", unseal=True), fit.seq_len, settings)
         seconds = time.perf_counter() - start
         limit = counted["total"] / (gflops * 1e9)
         rows[encoder] = {"seconds": seconds, "flop_limited_s": limit, "x_limit": seconds / limit,
-                         "gflop": counted["total"] / 1e9, "epochs": epochs}  # fmt: skip
+                         "gflop": counted["total"] / 1e9, "epochs": epochs,
+                         "matmul_gflops": gflops}  # fmt: skip
         print(f"  experiment {encoder:9s} {seconds:6.1f} s = {seconds / limit:5.1f} x limit "
               f"({limit:.2f} s)", flush=True)  # fmt: skip
     return rows
@@ -253,7 +283,6 @@ def main() -> None:
     rates = {threads: matmul_gflops(threads) for threads in (1, 2)}
     print(f"matmul fp32: {', '.join(f'{t} thread(s) {g:.0f} GFLOP/s' for t, g in rates.items())}")
     torch.set_num_threads(args.threads)
-    gflops = rates.get(args.threads) or matmul_gflops(args.threads)
     report = {
         "matmul_gflops": rates,
         "threads": args.threads,
@@ -261,13 +290,12 @@ def main() -> None:
         "seq_len": SEQ_LEN,
         "sizes": {name: SIZES[name] for name in args.sizes.split(",")},
         "steps": {
-            name: bench_size(name, SIZES[name], args.steps, gflops)
-            for name in args.sizes.split(",")
+            name: bench_size(name, SIZES[name], args.steps) for name in args.sizes.split(",")
         },
         "interleaved": interleaved(SIZES["embedded"], args.steps * 3),
-        "experiments": time_experiments(args.epochs, gflops),
+        "experiments": time_experiments(args.epochs),
         "layout": [layout(encoder, args.steps * 3) for encoder in ("zipformer", "bimamba")],
-        "machine": {"cpu": platform.processor(), "torch": torch.__version__},
+        "machine": {"cpu": cpu_model(), "vector_isa": vector_isa(), "torch": torch.__version__},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
