@@ -10,9 +10,9 @@ one validation pass, at the embedded size (width 64, depth 1, 640 training
 clips of 64-d features, batch 64, seq_len 20) and at the paper size (width
 256, depth 2, 1,184 clips of 1,024-d features). Each time is reported as a
 multiple of its FLOP-limited time (counted FLOPs / matmul rate at the same
-thread count, measured just before that config's timing, as the shared
-machine's speed drifts): the CPU analogue of model-FLOPs utilisation, 1.0
-meaning every cycle did dense arithmetic. A whole embedded experiment
+thread count: the median of the rates measured beside every timing, as the
+shared machine's speed drifts): the CPU analogue of model-FLOPs utilisation,
+1.0 meaning every cycle did dense arithmetic. A whole embedded experiment
 (`fit_config` + test evaluation, `--epochs`) is timed per encoder with
 attention pooling, with the same ratio. The encoders' steps are also timed
 one after another in turn in one process, per pooling (`interleaved`), so
@@ -128,12 +128,15 @@ def time_step(cfg: dict, size: dict, steps: int) -> dict[str, float]:
 
 
 def local_gflops() -> float:
-    """The matmul rate at this process's thread count, measured now: the machine's speed
-    drifts by up to 1.6x over a run, so each time is divided by the rate beside it."""
+    """The matmul rate at this process's thread count, measured now. The run's limit is
+    the median of these, taken beside every timing: one measurement of five products
+    moved by up to 1.6x between neighbouring configs on this shared machine."""
     return matmul_gflops(torch.get_num_threads())
 
 
 def bench_size(name: str, size: dict, steps: int) -> dict:
+    """Step and validation-pass times and counted FLOPs per encoder x pooling; the ratios
+    to the FLOP limit are added at the end of the run (`apply_limit`)."""
     rows = {}
     for encoder in ENCODERS:
         for pooling in POOLINGS:
@@ -145,29 +148,42 @@ def bench_size(name: str, size: dict, steps: int) -> dict:
             val_flops = pass_flops(model, size["n_val"], SEQ_LEN, size["feature_width"])["forward"]
             gflops = local_gflops()
             measured = time_step(cfg, size, steps)
-            limit_step = counted["train_step"] / (gflops * 1e9)
-            limit_eval = val_flops / (gflops * 1e9)
             rows[f"{encoder}/{pooling}"] = {
                 "train_step_gflop": counted["train_step"] / 1e9,
+                "val_pass_gflop": val_flops / 1e9,
                 "step_ms": measured["step_s"] * 1e3,
-                "step_flop_limited_ms": limit_step * 1e3,
-                "step_x_limit": measured["step_s"] / limit_step,
                 "val_pass_ms": measured["eval_s"] * 1e3,
-                "val_pass_x_limit": measured["eval_s"] / limit_eval,
                 "scan_share": counted["scan_share"],
-                "matmul_gflops": gflops,
+                "matmul_gflops_beside": gflops,
             }
-            r = rows[f"{encoder}/{pooling}"]
             print(
-                f"  {name} {encoder:9s} {pooling:9s} step {r['step_ms']:7.1f} ms = "
-                f"{r['step_x_limit']:5.1f} x limit ({r['step_flop_limited_ms']:.1f} ms at "
-                f"{gflops:.0f} GFLOP/s); val pass {r['val_pass_x_limit']:5.1f} x",
+                f"  {name} {encoder:9s} {pooling:9s} step {measured['step_s'] * 1e3:7.1f} ms, "
+                f"val pass {measured['eval_s'] * 1e3:7.1f} ms (matmul {gflops:.0f} GFLOP/s)",
                 flush=True,
             )
     fastest = min(rows.values(), key=lambda r: r["step_ms"])["step_ms"]
     for row in rows.values():
         row["x_fastest"] = row["step_ms"] / fastest
     return rows
+
+
+def apply_limit(report: dict, gflops: float) -> None:
+    """Every time as a multiple of its FLOP-limited time at `gflops`, printed as a table."""
+    for name, rows in report["steps"].items():
+        for key, row in rows.items():
+            row["step_flop_limited_ms"] = row["train_step_gflop"] / gflops * 1e3
+            row["step_x_limit"] = row["step_ms"] / row["step_flop_limited_ms"]
+            row["val_pass_x_limit"] = row["val_pass_ms"] / (row["val_pass_gflop"] / gflops * 1e3)
+            print(
+                f"  {name} {key:20s} step {row['step_x_limit']:4.1f} x limit "
+                f"({row['step_flop_limited_ms']:.1f} ms); val pass {row['val_pass_x_limit']:4.1f} x"
+            )
+    for encoder, row in report["experiments"].items():
+        row["flop_limited_s"] = row["gflop"] / gflops
+        row["x_limit"] = row["seconds"] / row["flop_limited_s"]
+        print(
+            f"  experiment {encoder:9s} {row['x_limit']:4.1f} x limit ({row['flop_limited_s']:.2f} s)"
+        )
 
 
 def interleaved(size: dict, rounds: int) -> dict:
@@ -228,12 +244,10 @@ def time_experiments(epochs: int) -> dict:
         fit = fit_config(cfg, task, settings)
         evaluate(fit.model, task.split("test", unseal=True), fit.seq_len, settings)
         seconds = time.perf_counter() - start
-        limit = counted["total"] / (gflops * 1e9)
-        rows[encoder] = {"seconds": seconds, "flop_limited_s": limit, "x_limit": seconds / limit,
-                         "gflop": counted["total"] / 1e9, "epochs": epochs,
-                         "matmul_gflops": gflops}  # fmt: skip
-        print(f"  experiment {encoder:9s} {seconds:6.1f} s = {seconds / limit:5.1f} x limit "
-              f"({limit:.2f} s)", flush=True)  # fmt: skip
+        rows[encoder] = {"seconds": seconds, "gflop": counted["total"] / 1e9, "epochs": epochs,
+                         "matmul_gflops_beside": gflops}  # fmt: skip
+        print(f"  experiment {encoder:9s} {seconds:6.1f} s (matmul {gflops:.0f} GFLOP/s)",
+              flush=True)  # fmt: skip
     return rows
 
 
@@ -297,6 +311,13 @@ def main() -> None:
         "layout": [layout(encoder, args.steps * 3) for encoder in ("zipformer", "bimamba")],
         "machine": {"cpu": cpu_model(), "vector_isa": vector_isa(), "torch": torch.__version__},
     }
+    beside = [row["matmul_gflops_beside"] for rows in report["steps"].values()
+              for row in rows.values()] + [
+        row["matmul_gflops_beside"] for row in report["experiments"].values()]  # fmt: skip
+    report["limit_gflops"] = statistics.median(beside)
+    print(f"FLOP limit at {report['limit_gflops']:.0f} GFLOP/s, the median of {len(beside)} "
+          f"measurements ({min(beside):.0f}-{max(beside):.0f}):")  # fmt: skip
+    apply_limit(report, report["limit_gflops"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
 
