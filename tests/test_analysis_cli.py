@@ -95,3 +95,23 @@ def test_cost_reads_the_agent_log_and_names_a_bad_line(runs_csv, tmp_path, capsy
     log.write_text(json.dumps(entry) + "\n{broken\n")
     assert main(["analyze", "cost", "--data", str(runs_csv), "--agent-log", str(log)]) == 2
     assert "agent_log.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_written_results_have_ten_significant_digits(runs_csv, tmp_path):
+    out = tmp_path / "variance.json"
+    assert main(["analyze", "variance", "--data", str(runs_csv), "--out", str(out)]) == 0
+    floats = []
+
+    def collect(value):
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            for item in value:
+                collect(item)
+        elif isinstance(value, float):
+            floats.append(value)
+
+    collect(json.loads(out.read_text()))
+    assert len(floats) > 10
+    assert all(float(f"{v:.10g}") == v for v in floats)
+    assert any(float(f"{v:.9g}") != v for v in floats)  # rounded at 10, not fewer

@@ -90,3 +90,11 @@ def test_results_refuse_a_nan_dressed_as_a_number():
     assert jsonable(insufficient("one group", n_groups=1))["status"] == "insufficient_data"
     with pytest.raises(ValueError, match=r"result\.groups\[1\]\.mean is nan"):
         jsonable(ok(groups=[{"mean": 1.0}, {"mean": float("nan")}]))
+
+
+def test_results_round_to_significant_digits_when_asked():
+    value = {"F": np.float64(72.04520537268635), "p": [1.5667328775639723e-55], "n": 3}
+    assert jsonable(value) == {"F": 72.04520537268635, "p": [1.5667328775639723e-55], "n": 3}
+    assert jsonable(value, digits=10) == {"F": 72.04520537, "p": [1.566732878e-55], "n": 3}
+    # What two CPUs' BLAS made of one ANOVA: the last bits differ, the written digits do not.
+    assert jsonable(1.7268843101527622, digits=10) == jsonable(1.726884310152764, digits=10)

@@ -98,7 +98,8 @@ def run_family(
     Tables not named in `tables` stay inside the JSON."""
     table = load_table(data)
     calls = read_rows(agent_log) if agent_log else None  # the dataset's agent_log.jsonl
-    result = jsonable(analyze(family, table, settings, space=space, calls=calls), family)
+    # Ten significant digits: the same bytes on any CPU (see result.py).
+    result = jsonable(analyze(family, table, settings, space=space, calls=calls), family, 10)
     result = {"analysis": family, "data": str(data), **result}
     for name, path in (tables or {}).items():
         if name not in TABLES[family]:
