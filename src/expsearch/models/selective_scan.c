@@ -177,6 +177,15 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
             memset(h, 0, sizeof(float) * ns * LANES);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
+                if (t + 1 < nt) {
+                    prefetch_line(u + at + nd);
+                    prefetch_line(delta + at + nd);
+                    if (z)
+                        prefetch_line(z + (b * nt + t + 1) * zs + d0);
+                    prefetch_line_for_write(out + at + nd);
+                    if (dts)
+                        prefetch_line_for_write(dts + at + nd);
+                }
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
                 float uu[LANES], raw[LANES], x[LANES], step[LANES], acc[LANES];
@@ -244,6 +253,10 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
             memset(hs_k, 0, sizeof(float) * row);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
+                if (t + 1 < nt) {
+                    prefetch_line(u + at + nd);
+                    prefetch_line(dts + at + nd);
+                }
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
                 float uu[LANES];
@@ -274,6 +287,18 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
             IN Ct = C + (b * nt + t) * ns;
             memset(gBt, 0, sizeof(float) * row);
             memset(gCt, 0, sizeof(float) * row);
+            if (t > 0) /* step t - 1's lines, all blocks: read a step from now */
+                for (int64_t j = 0, at = (b * nt + t - 1) * nd; j < nd; j += 16) {
+                    prefetch_line(gout + at + j);
+                    prefetch_line(u + at + j);
+                    prefetch_line(delta + at + j);
+                    if (z)
+                        prefetch_line(z + (b * nt + t - 1) * zs + j);
+                    prefetch_line_for_write(gu + at + j);
+                    prefetch_line_for_write(gdelta + at + j);
+                    if (gz)
+                        prefetch_line_for_write(gz + at + j);
+                }
             for (int64_t k = 0; k < blocks; k++) {
                 const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
                 const int64_t at = (b * nt + t) * nd + d0;

@@ -3,7 +3,7 @@
  * sigmoid and SiLU slope safe under -ffast-math (depthwise_conv.c, gated_mix.c), the
  * two products of the kernels that solve one small (T x T) problem per (row, head) in
  * L1 (mlstm.c, retention.c), a prefetch of a batch row's inputs (those and
- * attention.c, selective_scan.c), and the blocked per-channel sums of the kernels'
+ * attention.c, selective_scan.c) or of its next step's lines (selective_scan.c), and the blocked per-channel sums of the kernels'
  * parameter gradients (bias_norm.c, head_norm.c, act_dropout.c, residual.c,
  * gated_mix.c). native.py puts this header's text in each kernel's cache key.
  *
@@ -192,6 +192,21 @@ static inline void prefetch(const float *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 16)
         __builtin_prefetch(p + i, 0, 2);
+}
+
+/* The 64-byte line at p into L1, to be read (`prefetch_line`) or written
+ * (`prefetch_line_for_write`) a step later: the scan walks a row's (T, channels) slices
+ * one step at a time, each step a block of channels (one line) per tensor, 1-2 KB
+ * apart, and waited on both its loads and the stores to its freshly allocated outputs
+ * where `prefetch` of the whole row had already been asked for. */
+static inline void prefetch_line(const float *p)
+{
+    __builtin_prefetch(p, 0, 3);
+}
+
+static inline void prefetch_line_for_write(float *p)
+{
+    __builtin_prefetch(p, 1, 3);
 }
 
 /* Per-channel sums over many rows (the bias, gain and skip gradients): each row adds
