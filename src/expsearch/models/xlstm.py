@@ -136,13 +136,17 @@ class MLSTMDirection(nn.Module):
 
     def project(self, x_c: torch.Tensor, x_m: torch.Tensor) -> torch.Tensor:
         """Per head q = x_c Wq, k = x_c Wk, v = x_m Wv: (B, T, H d) each -> (B, T, H, 3d),
-        each head's q | k | v. q and k are one product with the two weights side by side
-        (one batched matmul and its permuted copies, not two): an xLSTM step x1.03-1.05."""
-        per_head = (*x_c.shape[:2], self.heads, self.head_dim)
+        each head's q | k | v. q and k are one product with the two weights side by side.
+        The heads are a batched matmul over strided (H, B T, d) views of the inputs, and
+        the one copy is the cat into the output's layout: an einsum copied the inputs and
+        its gradients to contiguous permutations, both ways (an xLSTM step x1.00-1.07 in five in-process A/Bs)."""
+        batch, steps, _ = x_c.shape
+        rows, heads, d = batch * steps, self.heads, self.head_dim
         w_qk = torch.cat([self.qkv[0], self.qkv[1]], dim=-1)  # (H, d, 2d)
-        qk = torch.einsum("bthd,hde->bthe", x_c.reshape(per_head), w_qk)
-        v = torch.einsum("bthd,hde->bthe", x_m.reshape(per_head), self.qkv[2])
-        return torch.cat([qk, v], dim=-1)
+        qk = torch.bmm(x_c.reshape(rows, heads, d).transpose(0, 1), w_qk)  # (H, B T, 2d)
+        v = torch.bmm(x_m.reshape(rows, heads, d).transpose(0, 1), self.qkv[2])
+        qkv = torch.cat([qk.transpose(0, 1), v.transpose(0, 1)], dim=-1)  # (B T, H, 3d)
+        return qkv.view(batch, steps, heads, 3 * d)
 
     def forward(self, x_m: torch.Tensor) -> torch.Tensor:
         batch, steps, inner = x_m.shape
