@@ -12,6 +12,7 @@ from expsearch.models.bimamba import (
     BiMambaBlock,
     BiMambaEncoder,
     MambaBlock,
+    narrow_linear,
     padded_lengths,
     reverse_valid,
     selective_scan,
@@ -137,3 +138,24 @@ def test_large_long_inputs_stay_finite_and_runs_are_deterministic():
     x.requires_grad_(True)
     model(x, mask).square().mean().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_narrow_linear_matches_linear_with_exact_gradients():
+    """dt_proj's product with its transposed backward: the value and both gradients of
+    F.linear, on a strided input (a slice of x_proj's output, as in the block), checked
+    against finite differences in float64."""
+    torch.manual_seed(0)
+    wide = torch.randn(3, 5, 12, dtype=torch.float64)
+    weight = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    x = wide[..., :4].detach().requires_grad_()  # a strided leaf: row stride 12
+    assert torch.allclose(narrow_linear(x, weight), torch.nn.functional.linear(x, weight))
+    assert torch.autograd.gradcheck(narrow_linear, (x, weight))
+    strided = wide.detach().requires_grad_()
+    grad = torch.randn(3, 5, 8, dtype=torch.float64)
+    got = torch.autograd.grad(narrow_linear(strided[..., :4], weight), (strided, weight), grad)
+    want = torch.autograd.grad(
+        torch.nn.functional.linear(strided[..., :4], weight), (strided, weight), grad
+    )
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    assert not got[0][..., 4:].any()
