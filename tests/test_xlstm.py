@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from expsearch.models import gated_mix, head_norm, mlstm_kernel, native
-from expsearch.models.mlstm_kernel import fused_mlstm
+from expsearch.models.mlstm_kernel import fused_gated_mlstm, fused_mlstm
 from expsearch.models.xlstm import (
     MLSTMDirection,
     XLSTMEncoder,
@@ -207,25 +208,52 @@ def test_kernel_reads_a_non_contiguous_upstream_gradient():
         assert torch.equal(g, w)
 
 
+def _gate_map(heads, d, seed=1):
+    """The gates' linear map (weight (2H, 3Hd), bias (2H,)), float64, forget bias open."""
+    gen = torch.Generator().manual_seed(seed)
+    weight = 0.1 * torch.randn(2 * heads, 3 * heads * d, generator=gen, dtype=torch.float64)
+    bias = torch.randn(2 * heads, generator=gen, dtype=torch.float64)
+    bias[heads:] += 2.0
+    return weight, bias
+
+
+def _gated_parallel(qkv, weight, bias):
+    return mlstm_parallel_block(qkv, F.linear(qkv.flatten(2), weight, bias))
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 17, 2, 5), (4, 20, 4, 32)])
+def test_gated_kernel_equals_linear_then_parallel_form_in_every_gradient(shape):
+    """The kernel computing its gates (qkv's gradient through them added in place) against
+    nn.Linear then the parallel form: the output and the gradients of qkv, weight, bias."""
+    qkv, _ = _block_inputs(*shape, 1.0)
+    inputs = [qkv, *_gate_map(shape[2], shape[3])]
+    within_float32_error(fused_gated_mlstm, _gated_parallel, inputs, ["h", "qkv", "weight", "bias"])
+
+
 @needs_kernel
 def test_the_block_uses_the_kernel_on_cpu_float32_only(monkeypatch):
     calls = []
-    real = mlstm_kernel.fused_mlstm
-    monkeypatch.setattr(mlstm_kernel, "fused_mlstm", lambda *a: calls.append(a) or real(*a))
+    real = mlstm_kernel.fused_gated_mlstm
+    monkeypatch.setattr(mlstm_kernel, "fused_gated_mlstm", lambda *a: calls.append(a) or real(*a))
     qkv, gates = _block_inputs(2, 5, 2, 4, 1.0)
-    as32 = mlstm_cell(qkv.float(), gates.float())
+    weight, bias = _gate_map(2, 4)
+    as32 = mlstm_cell(qkv.float(), weight.float(), bias.float())
     assert len(calls) == 1
-    as64 = mlstm_cell(qkv, gates)  # float64: the PyTorch form
+    as64 = mlstm_cell(qkv, weight, bias)  # float64: the PyTorch form
     assert len(calls) == 1
     torch.testing.assert_close(as32.double(), as64, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="gates"):
         fused_mlstm(qkv.float(), gates.float()[..., :3])
+    with pytest.raises(ValueError, match="weight"):
+        fused_gated_mlstm(qkv.float(), weight.float()[:, :5], bias.float())
 
 
 def test_disabled_kernels_run_the_parallel_form(native_disabled):
-    qkv, gates = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
-    assert not mlstm_kernel.available(qkv, gates)
-    torch.testing.assert_close(mlstm_cell(qkv, gates), mlstm_parallel_block(qkv, gates))
+    qkv, _ = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
+    weight, bias = (t.float() for t in _gate_map(2, 4))
+    assert not mlstm_kernel.available(qkv, weight)
+    torch.testing.assert_close(mlstm_cell(qkv, weight, bias), _gated_parallel(qkv, weight, bias))
 
 
 needs_norm_kernel = pytest.mark.skipif(

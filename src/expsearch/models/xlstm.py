@@ -72,13 +72,14 @@ def mlstm_parallel(
     return (scores / normaliser) @ v
 
 
-def mlstm_cell(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+def mlstm_cell(qkv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """`mlstm_parallel` on the block's layout: qkv (B, T, H, 3d), each head's q | k | v;
-    gates (B, T, 2H), the heads' i then their f. Returns h (B, T, H, d). On a CPU, the C
-    kernel of models/mlstm_kernel.py; elsewhere `mlstm_parallel_block`."""
-    if mlstm_kernel.available(qkv, gates):
-        return mlstm_kernel.fused_mlstm(qkv, gates)
-    return mlstm_parallel_block(qkv, gates)
+    the gates (B, T, 2H), the heads' i then their f, are qkv (per step) @ weight^T + bias.
+    Returns h (B, T, H, d). On a CPU, the C kernel of models/mlstm_kernel.py, which also
+    computes the gates; elsewhere `mlstm_parallel_block`."""
+    if mlstm_kernel.available(qkv, weight, bias):
+        return mlstm_kernel.fused_gated_mlstm(qkv, weight, bias)
+    return mlstm_parallel_block(qkv, F.linear(qkv.flatten(2), weight, bias))
 
 
 def mlstm_parallel_block(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
@@ -149,11 +150,9 @@ class MLSTMDirection(nn.Module):
         return qkv.view(batch, steps, heads, 3 * d)
 
     def forward(self, x_m: torch.Tensor) -> torch.Tensor:
-        batch, steps, inner = x_m.shape
         x_c = self.conv(x_m.transpose(1, 2), silu=True).transpose(1, 2)  # SiLU in its pass
         qkv = self.project(x_c, x_m)
-        gates = self.gates(qkv.view(batch, steps, 3 * inner))  # (B, T, 2H): i, then f
-        h = mlstm_cell(qkv, gates)  # (B, T, H, d)
+        h = mlstm_cell(qkv, self.gates.weight, self.gates.bias)  # (B, T, H, d)
         # Per-head LayerNorm without bias (the reference's MultiHeadLayerNorm), gain, skip.
         return head_norm_skip(h, x_c, self.norm_weight, self.skip)
 
