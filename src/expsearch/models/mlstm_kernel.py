@@ -12,7 +12,7 @@ PyTorch form otherwise (a GPU, another dtype, EXPSEARCH_NATIVE=0, no compiler);
 the two agree to float32 rounding (tests/test_xlstm.py).
 
 `fused_gated_mlstm` computes the gates from qkv itself, as the block does, so
-that its backward adds the gates' gradient into qkv's in place (one `addmm_`).
+that its backward adds the gates' gradient into qkv's in place (one `addmm`).
 As an nn.Linear before the cell, qkv had two gradients, and autograd's sum was
 one more pass over a (B, T, H, 3d) tensor each way: an xLSTM step x1.02-1.04.
 """

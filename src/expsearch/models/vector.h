@@ -3,9 +3,10 @@
  * sigmoid and SiLU slope safe under -ffast-math (depthwise_conv.c, gated_mix.c), the
  * two products of the kernels that solve one small (T x T) problem per (row, head) in
  * L1 (mlstm.c, retention.c), a prefetch of a batch row's inputs (those and
- * attention.c, selective_scan.c) or of its next step's lines (selective_scan.c), and the blocked per-channel sums of the kernels'
- * parameter gradients (bias_norm.c, head_norm.c, act_dropout.c, residual.c,
- * gated_mix.c). native.py puts this header's text in each kernel's cache key.
+ * attention.c, selective_scan.c) or of the next step's lines (selective_scan.c), and
+ * the blocked per-channel sums of the kernels' parameter gradients (bias_norm.c,
+ * head_norm.c, act_dropout.c, residual.c, gated_mix.c). native.py puts this header's
+ * text in each kernel's cache key.
  *
  * Rows of a T x T matrix are padded to np = padded(T) floats, whole vectors, so a row
  * product runs over whole vectors; a transposed (d, np) matrix's padding columns must

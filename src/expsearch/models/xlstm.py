@@ -140,7 +140,7 @@ class MLSTMDirection(nn.Module):
         each head's q | k | v. q and k are one product with the two weights side by side.
         The heads are a batched matmul over strided (H, B T, d) views of the inputs, and
         the one copy is the cat into the output's layout: an einsum copied the inputs and
-        its gradients to contiguous permutations, both ways (an xLSTM step x1.00-1.07 in five in-process A/Bs)."""
+        the gradients to contiguous permutations (an xLSTM step x1.00-1.07, five A/Bs)."""
         batch, steps, _ = x_c.shape
         rows, heads, d = batch * steps, self.heads, self.head_dim
         w_qk = torch.cat([self.qkv[0], self.qkv[1]], dim=-1)  # (H, d, 2d)
