@@ -165,41 +165,60 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
                   OUT out, OUT dts, int64_t nb, int64_t nt, int64_t nd, int64_t ns,
                   int64_t zs, int64_t softplus)
 {
-    const int64_t blocks = (nd + LANES - 1) / LANES;
+    const int64_t blocks = (nd + LANES - 1) / LANES, row = ns * LANES;
     const Blocked p = block_params(A, D, delta_bias, z_bias, nd, ns);
-    float *h = malloc(sizeof(float) * ns * LANES);
+    float *h = malloc(sizeof(float) * row);
+    /* A block's step sizes and exp(dt A) for every step (L1: 1.3 and 20 KB at T 20). */
+    float *steps = malloc(sizeof(float) * nt * LANES);
+    float *decay = malloc(sizeof(float) * nt * row);
     for (int64_t b = 0; b < nb; b++) {
         if (b + 1 < nb)
             prefetch_row(b + 1, nt, nd, u, delta, NULL, out, dts, z, zs);
         for (int64_t k = 0; k < blocks; k++) {
             const int64_t d0 = k * LANES, width = nd - d0 < LANES ? nd - d0 : LANES;
-            IN Ak = p.At + k * ns * LANES;
-            memset(h, 0, sizeof(float) * ns * LANES);
+            IN Ak = p.At + k * row;
+            /* In passes over the steps: the step sizes, then every exp(dt A), then the
+             * recurrence. The first two are independent from step to step, so the core
+             * overlaps them; in one loop, every step's recurrence waited on its own
+             * softplus and exps, long chains of dependent operations (the forward 2x
+             * slower than the passes). */
+            for (int64_t t = 0; t < nt; t++) {
+                const int64_t at = (b * nt + t) * nd + d0;
+                if (t + 1 < nt) {
+                    prefetch_line(delta + at + nd);
+                    if (dts)
+                        prefetch_line_for_write(dts + at + nd);
+                }
+                float raw[LANES], x[LANES];
+                load(delta, at, width, raw);
+                step_size(raw, p.dbp + d0, (int)softplus, x, steps + t * LANES);
+                if (dts) /* NULL: no backward will run */
+                    store(steps + t * LANES, at, width, dts);
+            }
+            for (int64_t t = 0; t < nt; t++) {
+                const vec stepv = V(steps + t * LANES);
+                for (int64_t n = 0; n < ns; n++)
+                    V(decay + t * row + n * LANES) = vexp(stepv * V(Ak + n * LANES));
+            }
+            memset(h, 0, sizeof(float) * row);
             for (int64_t t = 0; t < nt; t++) {
                 const int64_t at = (b * nt + t) * nd + d0;
                 if (t + 1 < nt) {
                     prefetch_line(u + at + nd);
-                    prefetch_line(delta + at + nd);
                     if (z)
                         prefetch_line(z + (b * nt + t + 1) * zs + d0);
                     prefetch_line_for_write(out + at + nd);
-                    if (dts)
-                        prefetch_line_for_write(dts + at + nd);
                 }
                 IN Bt = B + (b * nt + t) * ns;
                 IN Ct = C + (b * nt + t) * ns;
-                float uu[LANES], raw[LANES], x[LANES], step[LANES], acc[LANES];
+                IN decay_t = decay + t * row;
+                float uu[LANES], acc[LANES];
                 load(u, at, width, uu);
-                load(delta, at, width, raw);
-                step_size(raw, p.dbp + d0, (int)softplus, x, step);
-                if (dts) /* NULL: no backward will run */
-                    store(step, at, width, dts);
-                const vec stepv = V(step), dtuv = V(step) * V(uu);
+                const vec dtuv = V(steps + t * LANES) * V(uu);
                 vec accv = V(p.Dp + d0) * V(uu);
                 for (int64_t n = 0; n < ns; n++) {
-                    IN An = Ak + n * LANES;
                     OUT hn = h + n * LANES;
-                    V(hn) = vexp(stepv * V(An)) * V(hn) + dtuv * Bt[n];
+                    V(hn) = V(decay_t + n * LANES) * V(hn) + dtuv * Bt[n];
                     accv += V(hn) * Ct[n];
                 }
                 V(acc) = accv;
@@ -214,6 +233,8 @@ void scan_forward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, I
             }
         }
     }
+    free(decay);
+    free(steps);
     free(h);
     free_blocked(p);
 }
