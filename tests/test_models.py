@@ -103,6 +103,20 @@ def test_bf16_autocast_agrees_with_fp32(encoder):
     assert torch.allclose(low, exact, atol=0.1 + 0.05 * exact.abs().max().item())
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_bf16_autocast_trains(encoder):
+    """A training step under bf16 autocast, as on a GPU: the backward of every custom
+    autograd Function must take bf16 gradients (dt_proj's transposed product did not)."""
+    model = build(encoder, "attention", depth=1).train()
+    x, lengths = torch.randn(4, 20, INPUT_DIM), torch.tensor([20, 7, 13, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, lengths)
+    out.float().square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(g.dtype == torch.float32 for g in grads)
+
+
 def encoder_alone(name: str, depth: int, dropout: float, seed: int = 0):
     torch.manual_seed(seed)
     return ENCODERS[name](WIDTH, depth, dropout)

@@ -249,6 +249,19 @@ def test_the_block_uses_the_kernel_on_cpu_float32_only(monkeypatch):
         fused_gated_mlstm(qkv.float(), weight.float()[:, :5], bias.float())
 
 
+@needs_kernel
+def test_the_cell_leaves_the_kernel_under_autocast():
+    """Under autocast the gates' product would come out in bf16 inside the kernel's
+    function, which reads float32: the cell takes the PyTorch form there, as a GPU does."""
+    qkv, _ = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
+    weight, bias = (t.float() for t in _gate_map(2, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = mlstm_cell(qkv, weight, bias)
+        want = _gated_parallel(qkv, weight, bias)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, want)
+
+
 def test_disabled_kernels_run_the_parallel_form(native_disabled):
     qkv, _ = (t.float() for t in _block_inputs(2, 5, 2, 4, 1.0))
     weight, bias = (t.float() for t in _gate_map(2, 4))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .conv import DepthwiseConv1d
@@ -90,8 +91,12 @@ class _NarrowLinear(torch.autograd.Function):
 
 
 def narrow_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """`F.linear(x, weight)` (no bias) for a small input width; see _NarrowLinear."""
-    return _NarrowLinear.apply(x, weight)
+    """`F.linear(x, weight)` (no bias) for a small input width; see _NarrowLinear. Only on
+    the CPU, where MKL's narrow products were measured, and not under autocast, whose
+    casts and their gradients belong to F.linear's own graph: otherwise F.linear."""
+    if x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        return _NarrowLinear.apply(x, weight)
+    return F.linear(x, weight)
 
 
 class MambaBlock(nn.Module):

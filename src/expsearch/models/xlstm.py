@@ -76,8 +76,9 @@ def mlstm_cell(qkv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> t
     """`mlstm_parallel` on the block's layout: qkv (B, T, H, 3d), each head's q | k | v;
     the gates (B, T, 2H), the heads' i then their f, are qkv (per step) @ weight^T + bias.
     Returns h (B, T, H, d). On a CPU, the C kernel of models/mlstm_kernel.py, which also
-    computes the gates; elsewhere `mlstm_parallel_block`."""
-    if mlstm_kernel.available(qkv, weight, bias):
+    computes the gates (in float32: not under autocast, which would cast the gates' product
+    inside it); elsewhere `mlstm_parallel_block`."""
+    if mlstm_kernel.available(qkv, weight, bias) and not torch.is_autocast_enabled("cpu"):
         return mlstm_kernel.fused_gated_mlstm(qkv, weight, bias)
     return mlstm_parallel_block(qkv, F.linear(qkv.flatten(2), weight, bias))
 
