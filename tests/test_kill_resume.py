@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import subprocess
+import time
 
 import pandas as pd
 
@@ -33,8 +34,10 @@ def test_killed_runs_resume_to_the_uninterrupted_dataset(tmp_path):
     killed = copy_repo(tmp_path / "killed")
     for repo in (straight, killed):
         small(repo, n=24, rounds=2)
+    start = time.monotonic()
     run = snakemake(straight)
     assert run.returncode == 0, run.stderr[-3000:]
+    duration = time.monotonic() - start
 
     rng = random.Random(0)
     kills, finished = 0, False
@@ -45,8 +48,16 @@ def test_killed_runs_resume_to_the_uninterrupted_dataset(tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
-            # Early kills land in data and features, later ones in the rounds.
-            _, stderr = process.communicate(timeout=rng.uniform(4, 12 + 8 * kills))
+            # The first three kills each come within 30 % of the uninterrupted run's time,
+            # so that no run can finish before them however fast the machine and the code
+            # are (fixed times of 4-28 s stopped holding when the training got faster);
+            # early ones land in data and features, later ones in the rounds. Then each
+            # attempt gets longer, until one finishes.
+            if kills < 3:
+                timeout = rng.uniform(min(4.0, 0.1 * duration), 0.3 * duration)
+            else:
+                timeout = duration * (rng.uniform(0.3, 0.6) + 0.3 * (kills - 3))
+            _, stderr = process.communicate(timeout=timeout)
             assert process.returncode == 0, stderr.decode()[-3000:]
             finished = True
             break
