@@ -308,8 +308,8 @@ void scan_backward(IN u, IN delta, IN A, IN B, IN C, IN D, IN z, IN delta_bias, 
             IN Ct = C + (b * nt + t) * ns;
             memset(gBt, 0, sizeof(float) * row);
             memset(gCt, 0, sizeof(float) * row);
-            if (t > 0) /* step t - 1's lines (16 floats each), all blocks: used next */
-                for (int64_t j = 0, at = (b * nt + t - 1) * nd; j < nd; j += 16) {
+            if (t > 0) /* step t - 1's lines, all blocks: used next */
+                for (int64_t j = 0, at = (b * nt + t - 1) * nd; j < nd; j += LINE_FLOATS) {
                     prefetch_line(gout + at + j);
                     prefetch_line(u + at + j);
                     prefetch_line(delta + at + j);

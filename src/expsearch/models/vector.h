@@ -184,6 +184,8 @@ static inline void transpose_rows(IN src, int64_t stride, int64_t nt, int64_t nd
             dst[j * np + u] = src[u * stride + j];
 }
 
+#define LINE_FLOATS 16 /* floats in a 64-byte cache line: one prefetch request each */
+
 /* Asks for the n floats from p to be brought into cache, one request per 64-byte line,
  * without waiting for them: a kernel calls it on the next batch row's inputs while it
  * works on this one. Its (T x T) problems read each row's inputs as short strided runs
@@ -191,7 +193,7 @@ static inline void transpose_rows(IN src, int64_t stride, int64_t nt, int64_t nd
  * prefetcher: the loads waited on L3. */
 static inline void prefetch(const float *p, int64_t n)
 {
-    for (int64_t i = 0; i < n; i += 16)
+    for (int64_t i = 0; i < n; i += LINE_FLOATS)
         __builtin_prefetch(p + i, 0, 2);
 }
 
