@@ -222,7 +222,9 @@ def _gated_parallel(qkv, weight, bias):
 
 
 @needs_kernel
-@pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 17, 2, 5), (4, 20, 4, 32)])
+# Gates: 2 (none of the kernel's blocks of 4), 4, 6 (a block and 2 more), 8; inputs per
+# step 12, 30, 72 and 384: a whole number of vector pairs or not, with and without a tail.
+@pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 17, 2, 5), (2, 12, 3, 8), (4, 20, 4, 32)])
 def test_gated_kernel_equals_linear_then_parallel_form_in_every_gradient(shape):
     """The kernel computing its gates (qkv's gradient through them added in place) against
     nn.Linear then the parallel form: the output and the gradients of qkv, weight, bias."""

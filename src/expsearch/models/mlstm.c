@@ -20,7 +20,10 @@
  *
  * Layout (row-major float32): qkv and its gradient (nb, nt, nh, 3 nd): each head's
  * q, k and v side by side at every step; h and its gradient (nb, nt, nh, nd); gates and
- * their gradient (nb, nt, 2 nh): i of head h at h, f at nh + h.
+ * their gradient (nb, nt, 2 nh): i of head h at h, f at nh + h. With the gates' linear
+ * map (weight (2 nh, 3 nh nd), bias (2 nh); weight NULL: the gates are an input), the
+ * forward computes the gates from qkv into `gates` and the backward adds their gradient
+ * into qkv's, weight's and bias's (the last two accumulated into: the caller zeroes them).
  * Single-threaded on purpose: a shard trains on one core (see models/scan.py).
  * No infinities are used (the build has -ffast-math): an m below about -88 gives
  * exp(-m) = inf, hence n = inf and h = 0, as in the reference.
@@ -72,27 +75,128 @@ static inline float log_sigmoid(float x)
     return fminf(x, 0.0f) - log1pf(expf(-fabsf(x)));
 }
 
-/* out[i] = f(x[i]) over a whole array, in one vectorised pass (libmvec): the gates' log
- * sigmoid and sigmoid(-x) for every row and head at once, instead of a scalar call per
- * step inside each head's loop. */
-static float *log_sigmoid_all(IN x, int64_t count)
+/* out[i] = log sigmoid(x[i]) for i < count, in one vectorised pass (libmvec): a row's
+ * gates for every step and head at once, instead of a scalar call per step inside each
+ * head's loop. */
+static void log_sigmoid_row(IN x, int64_t count, OUT out)
 {
-    float *out = malloc(sizeof(float) * count);
     for (int64_t i = 0; i < count; i++)
         out[i] = log_sigmoid(x[i]);
-    return out;
+}
+
+/* The gates' linear map inside the kernel: an `addmm` of (B T, 3 H d) by (3 H d, 2 H)
+ * ran at 44 GFLOP/s (8 output columns), and its two gradient products at 44-58; here
+ * each is a pass over a row's qkv while it is in cache for the cell.
+ *
+ * gates[t, j] = bias[j] + sum_i w[j, i] x[t, i] for the nt steps of one row (x's rows
+ * nin apart), four gates at a time in vector accumulators over i. */
+static void gate_rows(IN x, IN w, IN bias, OUT gates, int64_t nt, int64_t nin, int64_t ng)
+{
+    const int64_t whole = nin / LANES * LANES;
+    for (int64_t t = 0; t < nt; t++) {
+        IN xt = x + t * nin;
+        int64_t j = 0;
+        for (; j + 4 <= ng; j += 4) {
+            IN w0 = w + j * nin;
+            vec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t i = 0; i < whole; i += LANES) {
+                const vec xv = V(xt + i);
+                a0 += V(w0 + i) * xv;
+                a1 += V(w0 + nin + i) * xv;
+                a2 += V(w0 + 2 * nin + i) * xv;
+                a3 += V(w0 + 3 * nin + i) * xv;
+            }
+            float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+            for (int64_t i = whole; i < nin; i++) {
+                s0 += w0[i] * xt[i];
+                s1 += w0[nin + i] * xt[i];
+                s2 += w0[2 * nin + i] * xt[i];
+                s3 += w0[3 * nin + i] * xt[i];
+            }
+            gates[t * ng + j] = bias[j] + s0;
+            gates[t * ng + j + 1] = bias[j + 1] + s1;
+            gates[t * ng + j + 2] = bias[j + 2] + s2;
+            gates[t * ng + j + 3] = bias[j + 3] + s3;
+        }
+        for (; j < ng; j++) {
+            vec a = {0};
+            for (int64_t i = 0; i < whole; i += LANES)
+                a += V(w + j * nin + i) * V(xt + i);
+            float sum = hsum(a);
+            for (int64_t i = whole; i < nin; i++)
+                sum += w[j * nin + i] * xt[i];
+            gates[t * ng + j] = bias[j] + sum;
+        }
+    }
+}
+
+/* The backward of `gate_rows` for one row, from the gates' gradient g (nt, ng): gx +=
+ * g w, gw += g^T x, gbias += the column sums of g. Four gates at a time, their g values
+ * broadcast once per step (gx) or per step and pair of vectors (gw), so that most loads
+ * feed four multiply-adds; gw's sums over the row's steps stay in registers. */
+static void gate_rows_backward(IN x, IN w, IN g, OUT gx, OUT gw, OUT gbias, int64_t nt,
+                               int64_t nin, int64_t ng)
+{
+    const int64_t whole = nin / LANES * LANES, pairs = nin / (2 * LANES) * (2 * LANES);
+    const int64_t j4 = ng / 4 * 4;
+    for (int64_t t = 0; t < nt; t++) {
+        IN gt = g + t * ng;
+        float *gxt = gx + t * nin;
+        for (int64_t j = 0; j < j4; j += 4) {
+            const vec g0 = splat(gt[j]), g1 = splat(gt[j + 1]), g2 = splat(gt[j + 2]),
+                      g3 = splat(gt[j + 3]);
+            IN w0 = w + j * nin;
+            for (int64_t i = 0; i < whole; i += LANES)
+                V(gxt + i) += (g0 * V(w0 + i) + g1 * V(w0 + nin + i)) +
+                              (g2 * V(w0 + 2 * nin + i) + g3 * V(w0 + 3 * nin + i));
+        }
+        for (int64_t j = j4; j < ng; j++)
+            for (int64_t i = 0; i < whole; i += LANES)
+                V(gxt + i) += gt[j] * V(w + j * nin + i);
+        for (int64_t i = whole; i < nin; i++)
+            for (int64_t j = 0; j < ng; j++)
+                gxt[i] += gt[j] * w[j * nin + i];
+    }
+    for (int64_t j = 0; j < j4; j += 4) {
+        for (int64_t i = 0; i < pairs; i += 2 * LANES) {
+            vec a[8] = {{0}};
+            for (int64_t t = 0; t < nt; t++) {
+                const vec x0 = V(x + t * nin + i), x1 = V(x + t * nin + i + LANES);
+                for (int k = 0; k < 4; k++) {
+                    const vec gk = splat(g[t * ng + j + k]);
+                    a[2 * k] += gk * x0;
+                    a[2 * k + 1] += gk * x1;
+                }
+            }
+            for (int k = 0; k < 4; k++) {
+                V(gw + (j + k) * nin + i) += a[2 * k];
+                V(gw + (j + k) * nin + i + LANES) += a[2 * k + 1];
+            }
+        }
+    }
+    for (int64_t j = 0; j < ng; j++) {
+        float *gwj = gw + j * nin;
+        for (int64_t i = j < j4 ? pairs : 0; i < nin; i++) {
+            float acc = 0.0f;
+            for (int64_t t = 0; t < nt; t++)
+                acc += g[t * ng + j] * x[t * nin + i];
+            gwj[i] += acc;
+        }
+        float sum = 0.0f;
+        for (int64_t t = 0; t < nt; t++)
+            sum += g[t * ng + j];
+        gbias[j] += sum;
+    }
 }
 
 /* sigmoid(-x) from e = exp(-|x|) in (0, 1]: no overflow, where 1 / (1 + exp(x)) would
  * reach inf and fast-math's reciprocal turns 1 / inf into NaN. */
-static float *sigmoid_neg_all(IN x, int64_t count)
+static void sigmoid_neg_row(IN x, int64_t count, OUT out)
 {
-    float *out = malloc(sizeof(float) * count);
     for (int64_t i = 0; i < count; i++) {
         const float e = expf(-fabsf(x[i]));
         out[i] = (x[i] > 0.0f ? e : 1.0f) / (1.0f + e);
     }
-    return out;
 }
 
 /* cum, m, e = exp(-m), D, QK = q.k / sqrt(d), rowsum and n of head `hd`, and Kt. Row t
@@ -138,19 +242,23 @@ static void cell(IN qkv_b, IN gates_b, IN ls_b, int64_t hd, Dims z, Scratch s)
     }
 }
 
-void mlstm_forward(IN qkv, IN gates, OUT h, int64_t nb, int64_t nt, int64_t nh, int64_t nd)
+void mlstm_forward(IN qkv, IN weight, IN bias, float *restrict gates, OUT h, int64_t nb,
+                   int64_t nt, int64_t nh, int64_t nd)
 {
     const Dims z = {nb, nt, nh, nd};
-    const int64_t step = nh * 3 * nd, np = padded(nt);
+    const int64_t step = nh * 3 * nd, gstep = 2 * nh, np = padded(nt);
     Scratch s = scratch_new(nt, nd);
-    float *ls = log_sigmoid_all(gates, nb * nt * 2 * nh);
+    float *ls = malloc(sizeof(float) * nt * gstep);
     for (int64_t b = 0; b < nb; b++) {
         IN qkv_b = qkv + b * nt * step;
-        IN gates_b = gates + b * nt * 2 * nh;
+        float *gates_b = gates + b * nt * gstep;
         if (b + 1 < nb) /* the next row's inputs into cache meanwhile (vector.h) */
             prefetch(qkv_b + nt * step, nt * step);
+        if (weight != NULL)
+            gate_rows(qkv_b, weight, bias, gates_b, nt, step, gstep);
+        log_sigmoid_row(gates_b, nt * gstep, ls);
         for (int64_t hd = 0; hd < nh; hd++) {
-            cell(qkv_b, gates_b, ls + b * nt * 2 * nh, hd, z, s);
+            cell(qkv_b, gates_b, ls, hd, z, s);
             for (int64_t t = 0; t < nt; t++) {
                 IN D = s.D + t * np;
                 IN QK = s.QK + t * np;
@@ -175,15 +283,14 @@ static inline float normaliser_slope(float rowsum, float e)
     return a > e ? sign : (a == e ? 0.5f * sign : 0.0f);
 }
 
-void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, int64_t nt,
-                    int64_t nh, int64_t nd)
+void mlstm_backward(IN qkv, IN gates, IN weight, IN gh, OUT gqkv, OUT ggates, OUT gweight,
+                    OUT gbias, int64_t nb, int64_t nt, int64_t nh, int64_t nd)
 {
     const Dims z = {nb, nt, nh, nd};
     const int64_t step = nh * 3 * nd, gstep = 2 * nh, np = padded(nt);
     const float inv_root = 1.0f / sqrtf((float)nd);
     Scratch s = scratch_new(nt, nd);
-    float *ls = log_sigmoid_all(gates, nb * nt * gstep);
-    float *sn = sigmoid_neg_all(gates, nb * nt * gstep);
+    float *ls = malloc(sizeof(float) * 2 * nt * gstep), *sn = ls + nt * gstep;
     for (int64_t b = 0; b < nb; b++) {
         IN qkv_b = qkv + b * nt * step;
         IN gates_b = gates + b * nt * gstep;
@@ -194,9 +301,11 @@ void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, i
             prefetch(gh_b + nt * nh * nd, nt * nh * nd);
             prefetch(gqkv_b + nt * step, nt * step);
         }
+        log_sigmoid_row(gates_b, nt * gstep, ls);
+        sigmoid_neg_row(gates_b, nt * gstep, sn);
         for (int64_t hd = 0; hd < nh; hd++) {
             const int64_t at = hd * 3 * nd;
-            cell(qkv_b, gates_b, ls + b * nt * gstep, hd, z, s);
+            cell(qkv_b, gates_b, ls, hd, z, s);
             transpose_rows(qkv_b + at + 2 * nd, step, nt, nd, s.Vt);
             memset(s.gcum, 0, sizeof(float) * np);
             memset(s.gi, 0, sizeof(float) * np);
@@ -248,11 +357,13 @@ void mlstm_backward(IN qkv, IN gates, IN gh, OUT gqkv, OUT ggates, int64_t nb, i
                 const int64_t at_t = (b * nt + t) * gstep;
                 acc += s.gcum[t];
                 ggates[at_t + hd] = s.gi[t];
-                ggates[at_t + nh + hd] = acc * sn[at_t + nh + hd];
+                ggates[at_t + nh + hd] = acc * sn[t * gstep + nh + hd];
             }
         }
+        if (weight != NULL) /* the gates' gradient into qkv's, weight's and bias's */
+            gate_rows_backward(qkv_b, weight, ggates + b * nt * gstep, gqkv_b, gweight, gbias,
+                               nt, step, gstep);
     }
-    free(sn);
     free(ls);
     free(s.D);
 }

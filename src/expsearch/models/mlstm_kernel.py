@@ -11,10 +11,13 @@ layout in place: no transposes to (B, H, T, d) and no (B, H, T, T) temporaries.
 PyTorch form otherwise (a GPU, another dtype, EXPSEARCH_NATIVE=0, no compiler);
 the two agree to float32 rounding (tests/test_xlstm.py).
 
-`fused_gated_mlstm` computes the gates from qkv itself, as the block does, so
-that its backward adds the gates' gradient into qkv's in place (one `addmm`).
-As an nn.Linear before the cell, qkv had two gradients, and autograd's sum was
-one more pass over a (B, T, H, 3d) tensor each way: an xLSTM step x1.02-1.04.
+`fused_gated_mlstm` computes the gates from qkv itself, as the block does, a
+batch row at a time while the row's qkv is in cache for the cell, and its
+backward adds the gates' gradient into qkv's in place. As an nn.Linear before
+the cell, qkv had two gradients, and autograd's sum was one more pass over a
+(B, T, H, 3d) tensor each way (an xLSTM step x1.02-1.04); as `addmm` calls
+beside the kernel, the map's three products, 8 columns or rows wide, ran at
+44-58 GFLOP/s on one core (0.5 ms a direction at width 64).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from . import native
 
 
 def _kernel() -> ctypes.CDLL | None:
-    return native.kernel("mlstm", mlstm_forward=(3, 4), mlstm_backward=(5, 4))
+    return native.kernel("mlstm", mlstm_forward=(5, 4), mlstm_backward=(8, 4))
 
 
 def _sizes(qkv: torch.Tensor) -> tuple[int, int, int, int]:
@@ -43,12 +46,14 @@ class _FusedMLSTM(torch.autograd.Function):
     def forward(ctx, qkv, gates, weight, bias) -> torch.Tensor:
         qkv = qkv.contiguous()
         batch, steps, heads, d = _sizes(qkv)
-        if weight is not None:
-            flat = qkv.view(batch * steps, 3 * heads * d)
-            gates = torch.addmm(bias, flat, weight.t()).view(batch, steps, 2 * heads)
-        gates = gates.contiguous()
+        if weight is None:
+            gates = gates.contiguous()
+        else:  # the kernel computes them (module docstring)
+            weight, bias = weight.contiguous(), bias.contiguous()
+            gates = qkv.new_empty(batch, steps, 2 * heads)
         h = qkv.new_empty(batch, steps, heads, d)
-        _kernel().mlstm_forward(*native.pointers(qkv, gates, h), batch, steps, heads, d)
+        tensors = native.pointers(qkv, weight, bias, gates, h)
+        _kernel().mlstm_forward(*tensors, batch, steps, heads, d)
         ctx.save_for_backward(qkv, gates, weight)
         return h
 
@@ -58,15 +63,14 @@ class _FusedMLSTM(torch.autograd.Function):
         qkv, gates, weight = ctx.saved_tensors
         gh = gh.contiguous()  # bound to a name: a temporary would be freed before the call
         gqkv, ggates = torch.empty_like(qkv), torch.empty_like(gates)
-        _kernel().mlstm_backward(*native.pointers(qkv, gates, gh, gqkv, ggates), *_sizes(qkv))
+        gweight = gbias = None
+        if weight is not None:  # accumulated into by the kernel
+            gweight, gbias = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
+        tensors = native.pointers(qkv, gates, weight, gh, gqkv, ggates, gweight, gbias)
+        _kernel().mlstm_backward(*tensors, *_sizes(qkv))
         if weight is None:
             return gqkv, ggates, None, None
-        rows = gates.shape[0] * gates.shape[1]
-        flat_ggates, flat_gqkv = ggates.view(rows, -1), gqkv.view(rows, -1)
-        # qkv's gradient through the gates, added in place; addmm(out=), not addmm_, which
-        # torch's FLOP counter does not count (training/flops.py).
-        torch.addmm(flat_gqkv, flat_ggates, weight, out=flat_gqkv)
-        return gqkv, None, flat_ggates.t() @ qkv.view(rows, -1), flat_ggates.sum(0)
+        return gqkv, None, gweight, gbias
 
 
 def available(*tensors: torch.Tensor) -> bool:
@@ -85,8 +89,8 @@ def fused_mlstm(qkv: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
 
 
 def fused_gated_mlstm(qkv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
-    """`fused_mlstm(qkv, F.linear(qkv.flatten(2), weight, bias))`, with the gates' gradient
-    added into qkv's in place (module docstring). weight (2H, 3 H d), bias (2H,)."""
+    """`fused_mlstm(qkv, F.linear(qkv.flatten(2), weight, bias))`, the gates computed in
+    the kernel (module docstring). weight (2H, 3 H d), bias (2H,)."""
     heads = qkv.shape[2]
     if qkv.shape[-1] % 3 or weight.shape != (2 * heads, heads * qkv.shape[-1]):
         raise ValueError(

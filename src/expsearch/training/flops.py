@@ -11,8 +11,9 @@ one multiply-add = 2 FLOPs). Elementwise work is not in that count, except
 the selective scan of BiMamba (and the Hybrid's Mamba layers), whose
 recurrence is its main arithmetic: it is counted exactly, per element and
 step, and added. The xLSTM cell's, RetNet retention's and Zipformer attention's
-two (T, T) matmuls run inside C kernels on the CPU, where the counter cannot see them:
-they are then counted as the counter counts them in the PyTorch forms, so
+two (T, T) matmuls (and the xLSTM gates' linear map) run inside C kernels on the CPU,
+where the counter cannot see them: they are then counted as the counter counts them
+in the PyTorch forms, so
 the total does not depend on which path ran. The optimiser's elementwise
 update is left out (a few FLOPs per parameter per step, under 1 % here). An
 experiment is its training steps, a validation pass per epoch and the final
@@ -68,12 +69,14 @@ def _scan_elements(model: torch.nn.Module, batch: int, steps: int) -> int:
 
 
 def _mlstm_cell_flops(model: torch.nn.Module, batch: int, steps: int) -> int:
-    """Forward FLOPs of every mLSTM cell's parallel form: q k^T and scores @ v, each
-    2 B H T^2 d (its backward: twice that, as the counter counts a matmul's backward)."""
+    """Forward FLOPs of every mLSTM cell's parallel form, q k^T and scores @ v, each
+    2 B H T^2 d, and of its gates' linear map, 2 B T (3 H d) (2 H), which the kernel
+    computes too (the backward of both: twice that, as the counter counts a matmul's)."""
     from ..models.xlstm import MLSTMDirection
 
     return sum(
         2 * 2 * batch * m.heads * steps * steps * m.head_dim
+        + 2 * batch * steps * m.gates.in_features * m.gates.out_features
         for m in model.modules()
         if isinstance(m, MLSTMDirection)
     )
