@@ -51,7 +51,7 @@ static inline vec splat(float v)
     return (vec){0} + v;
 }
 
-/* exp of every lane, inline (Cephes' expf: 2^n times a degree-6 polynomial on
+/* exp of every lane, inline (Cephes' expf: 2^n times a degree-7 polynomial on
  * [-ln2/2, ln2/2], about 1 ulp), in whole-vector operations: written lane by lane, gcc
  * vectorised only parts of it and ran the range reduction one lane at a time on AVX2
  * (a third of the scan's time). libmvec's expf is a call: in the scan's inner loop gcc
@@ -62,10 +62,11 @@ static inline vec vexp(vec x)
 {
     const ivec underflow = x < -87.3f;
     const vec xc = select(x > 88.3f, splat(88.3f), select(underflow, splat(-87.3f), x));
-    /* n = round(xc / ln 2): truncation after adding +-0.5 (no vector floor in C). */
-    const vec t = xc * 1.44269504088896341f;
-    const ivec n = __builtin_convertvector(t + select(t < 0.0f, splat(-0.5f), splat(0.5f)),
-                                           ivec);
+    /* n = round(xc / ln 2) by the float adder: adding 1.5 * 2^23 leaves n in the low
+     * mantissa bits of t (|n| < 2^22), read back as an integer, where a truncating
+     * conversion needed a sign test and a +-0.5 first. */
+    const vec t = xc * 1.44269504088896341f + 12582912.0f;
+    const ivec n = (ivec)t - 0x4B400000; /* the bits of 1.5 * 2^23 */
     const vec nf = __builtin_convertvector(n, vec);
     const vec r = (xc - nf * 0.693359375f) + nf * 2.12194440e-4f;
     /* The polynomial by Estrin's scheme: three short products in parallel, then two
@@ -75,8 +76,9 @@ static inline vec vexp(vec x)
     const vec b = r * 8.3334519073e-3f + 4.1665795894e-2f;
     const vec c = r * 1.9875691500e-4f + 1.3981999507e-3f;
     const vec p = r2 * ((c * r2 + b) * r2 + a) + r + 1.0f;
-    const vec scale = (vec)((n + 127) << 23);
-    return (vec)((ivec)(p * scale) & ~underflow);
+    /* p 2^n: n added to p's exponent bits. p is in [0.7, 1.5] and n in [-126, 127], so
+     * the exponent stays that of a normal float. */
+    return (vec)(((ivec)p + (n << 23)) & ~underflow);
 }
 
 /* 1 / (1 + exp(-v)); exp's argument capped so that it stays finite (-ffast-math assumes
