@@ -15,10 +15,10 @@ shared machine's speed drifts): the CPU analogue of model-FLOPs utilisation,
 1.0 meaning every cycle did dense arithmetic. A whole embedded experiment
 (`fit_config` + test evaluation, `--epochs`) is timed per encoder with
 attention pooling (the median of `--experiment-repeats` runs), with the same
-ratio. The encoders' steps are also timed
-one after another in turn in one process, per pooling (`interleaved`), so
-that their ratios to the fastest share the machine's load (and, against the
-same limits, their multiples of it). Last, the layout
+ratio. The encoders' steps are also timed one after another in turn in one
+process, per pooling (`interleaved`), so that their ratios to the fastest
+share the machine's load, and with the matmul rate measured beside each
+round, so that their multiples of the limit do too. Last, the layout
 of the machine's cores: training steps per second of one process with 2
 threads against two 1-thread processes running at once (what one Snakemake
 shard per core gives).
@@ -180,14 +180,16 @@ def apply_limit(report: dict, gflops: float) -> None:
                 f"  {name} {key:20s} step {row['step_x_limit']:4.1f} x limit "
                 f"({row['step_flop_limited_ms']:.1f} ms); val pass {row['val_pass_x_limit']:4.1f} x"
             )
-    # The interleaved steps are the same steps, timed in turn over 30+ rounds: against the
-    # same limits, a figure less exposed to a slow minute of the machine than a sweep's.
+    # The interleaved steps are the same steps, timed in turn over 30+ rounds, against the
+    # limit at the matmul rate measured beside those rounds: a figure less exposed to a
+    # slow minute of the machine than a sweep's.
     embedded = report["steps"].get("embedded", {})
     for pooling, rows in report["interleaved"].items():
         for encoder, row in rows.items():
             if f"{encoder}/{pooling}" in embedded:
-                limited = embedded[f"{encoder}/{pooling}"]["step_flop_limited_ms"]
-                row["x_limit"] = row["step_ms"] / limited
+                gflop = embedded[f"{encoder}/{pooling}"]["train_step_gflop"]
+                row["step_flop_limited_ms"] = gflop / row["matmul_gflops_beside"] * 1e3
+                row["x_limit"] = row["step_ms"] / row["step_flop_limited_ms"]
         print(f"  interleaved {pooling:9s} x limit: " + ", ".join(
             f"{e} {r['x_limit']:.2f}" for e, r in rows.items() if "x_limit" in r))  # fmt: skip
     for encoder, row in report["experiments"].items():
@@ -202,22 +204,30 @@ def interleaved(size: dict, rounds: int) -> dict:
     """Every encoder's step, one after another in turn in one process, per pooling: the
     medians' ratios to the fastest are then measured under the same load (this shared
     machine's speed drifts by up to 1.6x over a run, more than a sequential sweep
-    can tell from the encoders' differences)."""
+    can tell from the encoders' differences). The matmul rate is measured beside every
+    round too, for these steps' own FLOP limit (`apply_limit`): the sweep's rates were
+    measured minutes earlier. A step right after another encoder's is not slowed by
+    the switch: the first of three steps in a row took 1.00-1.02x the third."""
     report = {}
     for pooling in POOLINGS:
         steps = {e: training_step(config(e, pooling, size), size)[1] for e in ENCODERS}
         times: dict[str, list[float]] = {e: [] for e in ENCODERS}
+        rates = []
         for i in range(rounds + 3):
+            if i >= 3:
+                rates.append(local_gflops())
             for encoder, step in steps.items():
                 start = time.perf_counter()
                 step()
                 if i >= 3:
                     times[encoder].append(time.perf_counter() - start)
         medians = {e: statistics.median(t) * 1e3 for e, t in times.items()}
-        fastest = min(medians.values())
-        report[pooling] = {e: {"step_ms": m, "x_fastest": m / fastest} for e, m in medians.items()}
+        fastest, rate = min(medians.values()), statistics.median(rates)
+        report[pooling] = {e: {"step_ms": m, "x_fastest": m / fastest,
+                               "matmul_gflops_beside": rate} for e, m in medians.items()}  # fmt: skip
         print(f"  interleaved {pooling:9s} " + ", ".join(
-            f"{e} {m:.1f} ms ({m / fastest:.2f}x)" for e, m in medians.items()), flush=True)  # fmt: skip
+            f"{e} {m:.1f} ms ({m / fastest:.2f}x)" for e, m in medians.items())
+            + f" (matmul {rate:.0f} GFLOP/s)", flush=True)  # fmt: skip
     return report
 
 
