@@ -131,61 +131,26 @@ static void gate_rows(IN x, IN w, IN bias, OUT gates, int64_t nt, int64_t nin, i
 }
 
 /* The backward of `gate_rows` for one row, from the gates' gradient g (nt, ng): gx +=
- * g w, gw += g^T x, gbias += the column sums of g. Four gates at a time, their g values
- * broadcast once per step (gx) or per step and pair of vectors (gw), so that most loads
- * feed four multiply-adds; gw's sums over the row's steps stay in registers. */
+ * g w, gw += g^T x and gbias += the column sums of g, each row of a product a `combine`
+ * (vector.h) into `tmp` (nin floats), then added. `col` (nt floats) holds a column of g. */
 static void gate_rows_backward(IN x, IN w, IN g, OUT gx, OUT gw, OUT gbias, int64_t nt,
-                               int64_t nin, int64_t ng)
+                               int64_t nin, int64_t ng, OUT tmp, OUT col)
 {
-    const int64_t whole = nin / LANES * LANES, pairs = nin / (2 * LANES) * (2 * LANES);
-    const int64_t j4 = ng / 4 * 4;
     for (int64_t t = 0; t < nt; t++) {
-        IN gt = g + t * ng;
-        float *gxt = gx + t * nin;
-        for (int64_t j = 0; j < j4; j += 4) {
-            const vec g0 = splat(gt[j]), g1 = splat(gt[j + 1]), g2 = splat(gt[j + 2]),
-                      g3 = splat(gt[j + 3]);
-            IN w0 = w + j * nin;
-            for (int64_t i = 0; i < whole; i += LANES)
-                V(gxt + i) += (g0 * V(w0 + i) + g1 * V(w0 + nin + i)) +
-                              (g2 * V(w0 + 2 * nin + i) + g3 * V(w0 + 3 * nin + i));
-        }
-        for (int64_t j = j4; j < ng; j++)
-            for (int64_t i = 0; i < whole; i += LANES)
-                V(gxt + i) += gt[j] * V(w + j * nin + i);
-        for (int64_t i = whole; i < nin; i++)
-            for (int64_t j = 0; j < ng; j++)
-                gxt[i] += gt[j] * w[j * nin + i];
-    }
-    for (int64_t j = 0; j < j4; j += 4) {
-        for (int64_t i = 0; i < pairs; i += 2 * LANES) {
-            vec a[8] = {{0}};
-            for (int64_t t = 0; t < nt; t++) {
-                const vec x0 = V(x + t * nin + i), x1 = V(x + t * nin + i + LANES);
-                for (int k = 0; k < 4; k++) {
-                    const vec gk = splat(g[t * ng + j + k]);
-                    a[2 * k] += gk * x0;
-                    a[2 * k + 1] += gk * x1;
-                }
-            }
-            for (int k = 0; k < 4; k++) {
-                V(gw + (j + k) * nin + i) += a[2 * k];
-                V(gw + (j + k) * nin + i + LANES) += a[2 * k + 1];
-            }
-        }
+        combine(g + t * ng, w, nin, ng, nin, tmp);
+        for (int64_t i = 0; i < nin; i++)
+            gx[t * nin + i] += tmp[i];
     }
     for (int64_t j = 0; j < ng; j++) {
-        float *gwj = gw + j * nin;
-        for (int64_t i = j < j4 ? pairs : 0; i < nin; i++) {
-            float acc = 0.0f;
-            for (int64_t t = 0; t < nt; t++)
-                acc += g[t * ng + j] * x[t * nin + i];
-            gwj[i] += acc;
-        }
         float sum = 0.0f;
-        for (int64_t t = 0; t < nt; t++)
-            sum += g[t * ng + j];
+        for (int64_t t = 0; t < nt; t++) {
+            col[t] = g[t * ng + j];
+            sum += col[t];
+        }
         gbias[j] += sum;
+        combine(col, x, nin, nt, nin, tmp);
+        for (int64_t i = 0; i < nin; i++)
+            gw[j * nin + i] += tmp[i];
     }
 }
 
@@ -290,7 +255,9 @@ void mlstm_backward(IN qkv, IN gates, IN weight, IN gh, OUT gqkv, OUT ggates, OU
     const int64_t step = nh * 3 * nd, gstep = 2 * nh, np = padded(nt);
     const float inv_root = 1.0f / sqrtf((float)nd);
     Scratch s = scratch_new(nt, nd);
-    float *ls = malloc(sizeof(float) * 2 * nt * gstep), *sn = ls + nt * gstep;
+    /* Per row: the gates' log sigmoid and sigmoid(-x), gate_rows_backward's scratch. */
+    float *ls = malloc(sizeof(float) * (2 * nt * gstep + step + nt)), *sn = ls + nt * gstep;
+    float *tmp = sn + nt * gstep, *col = tmp + step;
     for (int64_t b = 0; b < nb; b++) {
         IN qkv_b = qkv + b * nt * step;
         IN gates_b = gates + b * nt * gstep;
@@ -362,7 +329,7 @@ void mlstm_backward(IN qkv, IN gates, IN weight, IN gh, OUT gqkv, OUT ggates, OU
         }
         if (weight != NULL) /* the gates' gradient into qkv's, weight's and bias's */
             gate_rows_backward(qkv_b, weight, ggates + b * nt * gstep, gqkv_b, gweight, gbias,
-                               nt, step, gstep);
+                               nt, step, gstep, tmp, col);
     }
     free(ls);
     free(s.D);
